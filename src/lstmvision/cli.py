@@ -1,0 +1,169 @@
+"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo``.
+
+Every run writes under ``<runs_dir>/<experiment>/version_<n>/`` (TensorBoard and CSV logs, the saved
+config, ``checkpoints/``, and what the task writes at test time). ``--ckpt_path last`` reuses the
+newest version of the experiment, so a resumed run continues in the directory it stopped in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+__all__ = ["LstmVisionCLI", "main"]
+
+_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _latest_version(directory: Path) -> int | None:
+    versions = [
+        int(m.group(1)) for p in directory.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))
+    ]
+    return max(versions) if versions else None
+
+
+def _keep_csv_history(run: Path) -> None:
+    """Lightning's CSV logger deletes an existing metrics.csv; a resumed run keeps it under another name."""
+    current = run / "metrics.csv"
+    if current.is_file():
+        n = 1 + sum(1 for _ in run.glob("metrics.part*.csv"))
+        current.rename(run / f"metrics.part{n}.csv")
+
+
+class LstmVisionCLI(LightningCLI):
+    """LightningCLI with lstmvision's run directory layout and weights-only checkpoint loading."""
+
+    def __init__(self, args: Any = None, run: bool = True) -> None:
+        super().__init__(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "yaml"},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--experiment",
+            type=str,
+            default="default",
+            help="run name: outputs go under <runs_dir>/<experiment>/version_<n>/",
+        )
+        parser.add_argument("--runs_dir", type=str, default="runs", help="root folder of all runs")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        # checkpoints hold only tensors and plain values; never unpickle code from a checkpoint file
+        if "weights_only" in config:
+            config.weights_only = True
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.get("default_root_dir") is None:
+            # without a logger (e.g. fast_dev_run) Lightning writes here; keep it inside the runs folder
+            kwargs["default_root_dir"] = str(Path(config.runs_dir) / config.experiment)
+        if config.trainer.get("logger") in (None, True):
+            root = Path(config.runs_dir) / config.experiment
+            version = _latest_version(root) if config.get("ckpt_path") == "last" else None
+            if version is not None:
+                _keep_csv_history(root / f"version_{version}")
+            tensorboard = TensorBoardLogger(
+                config.runs_dir, name=config.experiment, version=version, default_hp_metric=False
+            )
+            # both loggers share one version folder, decided by the TensorBoard logger's scan
+            csv = CSVLogger(config.runs_dir, name=config.experiment, version=tensorboard.version)
+            kwargs["logger"] = [tensorboard, csv]
+        return super().instantiate_trainer(**kwargs)
+
+    def after_test(self) -> None:
+        _report(self.trainer)
+
+    def after_fit(self) -> None:
+        if self.trainer.is_global_zero and self.trainer.log_dir is not None:
+            print(f"run directory: {self.trainer.log_dir}")
+            best = self.trainer.checkpoint_callback
+            if best is not None and getattr(best, "best_model_path", ""):
+                print(f"best checkpoint: {best.best_model_path}")
+
+
+def _report(trainer: Trainer) -> dict[str, Any] | None:
+    """Print where the test outputs are and the test metrics beside the baseline."""
+    if not trainer.is_global_zero or trainer.log_dir is None:
+        return None
+    out = Path(trainer.log_dir)
+    path = out / "metrics.json"
+    if not path.is_file():
+        print(f"outputs: {out}")
+        return None
+    metrics = json.loads(path.read_text())
+    print(f"\noutputs: {out}")
+    for name in sorted(
+        p.name for p in out.iterdir() if p.is_file() and p.suffix in {".json", ".png", ".gif"}
+    ):
+        print(f"  {out / name}")
+    if "copy_last_frame" in metrics:
+        model, base = metrics["model"], metrics["copy_last_frame"]
+        print(f"\n{'metric':<12}{'model':>12}{'copy-last-frame':>18}")
+        for key, label in (("mse", "MSE/frame"), ("mae", "MAE/frame"), ("psnr", "PSNR"), ("ssim", "SSIM")):
+            print(f"{label:<12}{model[key]:>12.4f}{base[key]:>18.4f}")
+        print(
+            f"MSE ratio model / copy-last-frame: {metrics['mse_ratio_to_copy_last_frame']:.3f}"
+            f" over {metrics['num_sequences']} test clips"
+        )
+    return metrics
+
+
+def demo_config() -> Path:
+    """The packaged configuration ``lstmvision demo`` trains (ConvLSTM on embedded Moving MNIST)."""
+    return Path(str(resources.files("lstmvision") / "configs" / "moving_mnist_demo.yaml"))
+
+
+def run_demo(argv: list[str]) -> dict[str, Any] | None:
+    """Train the demo predictor, test its best checkpoint, print outputs and metrics beside the baseline."""
+    parser = argparse.ArgumentParser(
+        prog="lstmvision demo",
+        description="Train a ConvLSTM video predictor on embedded Moving MNIST, test it, report the metrics. "
+        "Extra arguments are passed to `lstmvision fit` (e.g. --trainer.max_epochs 1).",
+    )
+    parser.add_argument(
+        "--config", default=str(demo_config()), help="configuration (default: the packaged demo)"
+    )
+    known, extra = parser.parse_known_args(argv)
+    cli = LstmVisionCLI(args=["--config", known.config, *extra], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    best = cli.trainer.checkpoint_callback
+    ckpt = best.best_model_path if best is not None and getattr(best, "best_model_path", "") else None
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
+    if ckpt:
+        print(f"\ntested checkpoint: {ckpt}")
+    return _report(cli.trainer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``lstmvision`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "demo":
+        run_demo(argv[1:])
+        return
+    if argv and argv[0] not in (*_SUBCOMMANDS, "-h", "--help", "--version", "--print_config"):
+        known = ", ".join((*_SUBCOMMANDS, "demo"))
+        sys.exit(f"lstmvision: unknown subcommand {argv[0]!r}; choose one of: {known}")
+    LstmVisionCLI(args=argv)
+
+
+if __name__ == "__main__":
+    main()

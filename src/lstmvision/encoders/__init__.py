@@ -1,0 +1,2 @@
+"""lstmvision.encoders."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""lstmvision.layers."""
+__all__: list[str] = []

@@ -1,0 +1,12 @@
+"""lstmvision.metrics: evaluation metrics (per-frame video metrics)."""
+
+from lstmvision.metrics.video import (
+    METRIC_NAMES,
+    VideoMetrics,
+    frame_mae,
+    frame_mse,
+    frame_psnr,
+    frame_ssim,
+)
+
+__all__ = ["METRIC_NAMES", "VideoMetrics", "frame_mae", "frame_mse", "frame_psnr", "frame_ssim"]

@@ -1,0 +1,5 @@
+"""LightningModules: each owns a task's loss, metrics, optimiser and written outputs."""
+
+from lstmvision.tasks.prediction import VideoPredictionTask
+
+__all__ = ["VideoPredictionTask"]

@@ -1,0 +1,279 @@
+"""Video prediction as a LightningModule: loss, scheduled sampling, metrics, and the files a test writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import Tensor, nn
+
+from lstmvision.metrics import METRIC_NAMES, VideoMetrics, frame_mse, frame_ssim
+from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
+
+__all__ = ["VideoPredictionTask"]
+
+log = logging.getLogger(__name__)
+
+_SERIES = ("model", "copy_last_frame")
+
+
+class VideoPredictionTask(L.LightningModule):
+    """Train and evaluate a next-frame predictor on clips ``(B, T, C, H, W)`` in [0, 1].
+
+    Training minimises the mean squared error of every next-frame prediction (plus ``l1_weight`` times
+    the mean absolute error), feeding true future frames with the model's scheduled-sampling
+    probability. Validation and test observe ``model.input_length`` frames and predict the rest with
+    no true frame fed back. The test reports per-frame MSE and MAE (summed over a frame's pixels,
+    averaged over frames — the figure E3D-LSTM and OpenSTL report), PSNR and SSIM for the model and for
+    the copy-last-frame baseline on the same clips, and writes ``metrics.json``,
+    ``per_frame_metrics.png``, ``predictions.gif`` and optionally PNG frames into the run directory.
+
+    Args:
+        model: a predictor with ``input_length``, ``total_length``, ``sampling_probability(iteration)``
+            and ``forward(frames, *, future, sampling_prob)`` (e.g. ``ConvLSTMPredictor``).
+        lr: learning rate.
+        optimizer: ``"adam"`` (the release's choice) or ``"adamw"``.
+        weight_decay: weight decay of the optimiser.
+        l1_weight: weight of the added L1 term (0 = plain MSE).
+        lr_schedule: ``"constant"`` or ``"cosine"`` annealing over the trainer's total steps.
+        gif_samples: test clips shown in ``predictions.gif``.
+        save_frames: test clips whose frames are written as PNG (the release's ``--num_save_samples``
+            into ``--gen_frm_dir``); 0 writes none.
+        predict_future: frames to forecast in ``predict`` (None = ``total_length - input_length``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-3,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        weight_decay: float = 0.0,
+        l1_weight: float = 0.0,
+        lr_schedule: Literal["constant", "cosine"] = "constant",
+        gif_samples: int = 4,
+        save_frames: int = 0,
+        predict_future: int | None = None,
+    ) -> None:
+        super().__init__()
+        for attr in ("input_length", "total_length", "sampling_probability"):
+            if not hasattr(model, attr):
+                raise ValueError(
+                    f"VideoPredictionTask needs a predictor model with {attr!r}, got {type(model).__name__}"
+                )
+        for key, value in (
+            ("lr", lr),
+            ("weight_decay", weight_decay),
+            ("l1_weight", l1_weight),
+            ("gif_samples", gif_samples),
+            ("save_frames", save_frames),
+        ):
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, got {value}")
+        if predict_future is not None and predict_future < 1:
+            raise ValueError(f"predict_future must be >= 1, got {predict_future}")
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.lr = lr
+        self.optimizer_name = optimizer
+        self.weight_decay = weight_decay
+        self.l1_weight = l1_weight
+        self.lr_schedule = lr_schedule
+        self.gif_samples = gif_samples
+        self.save_frames = save_frames
+        self.predict_future = predict_future
+        self._metrics = {name: VideoMetrics() for name in _SERIES}
+        self._shown: dict[str, list[Tensor]] = {}
+        self._frames_written = 0
+        self._predictions: list[Tensor] = []
+
+    # ----------------------------------------------------------------------------------------- training
+    @property
+    def input_length(self) -> int:
+        return int(self.model.input_length)
+
+    @property
+    def total_length(self) -> int:
+        return int(self.model.total_length)
+
+    def _clips(self, batch: Tensor | tuple | list, need: int) -> Tensor:
+        frames = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if frames.dim() != 5:
+            raise ValueError(
+                f"VideoPredictionTask expects batches (B, T, C, H, W), got shape {tuple(frames.shape)}"
+            )
+        if frames.shape[1] < need:
+            raise ValueError(
+                f"VideoPredictionTask needs clips of at least {need} frames (total_length of the model), "
+                f"got {frames.shape[1]}"
+            )
+        return frames[:, :need]
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        frames = self._clips(batch, self.total_length)
+        eta = self.model.sampling_probability(self.global_step)
+        pred = self.model(frames, sampling_prob=eta)  # (B, T-1, C, H, W): frames 1..T-1
+        target = frames[:, 1:]
+        mse = F.mse_loss(pred, target)
+        loss = mse + self.l1_weight * F.l1_loss(pred, target) if self.l1_weight else mse
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/sampling_prob", eta)
+        return loss
+
+    def _forecast(self, frames: Tensor, future: int) -> Tensor:
+        """Predict ``future`` frames from the first ``input_length`` ones; no true future frame is seen."""
+        observed = frames[:, : self.input_length]
+        pred = self.model(observed, future=future)[:, self.input_length - 1 :]
+        return pred.clamp(0.0, 1.0)
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        frames = self._clips(batch, self.total_length)
+        truth = frames[:, self.input_length :]
+        pred = self._forecast(frames, truth.shape[1])
+        self.log("val/mse", frame_mse(pred, truth).mean(), prog_bar=True, sync_dist=True)
+        self.log("val/ssim", frame_ssim(pred, truth).mean(), sync_dist=True)
+
+    # ----------------------------------------------------------------------------------------- testing
+    def on_test_epoch_start(self) -> None:
+        for metrics in self._metrics.values():
+            metrics.reset()
+        self._shown = {}
+        self._frames_written = 0
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        frames = self._clips(batch, self.total_length)
+        observed, truth = frames[:, : self.input_length], frames[:, self.input_length :]
+        series = {
+            "model": self._forecast(frames, truth.shape[1]),
+            "copy_last_frame": observed[:, -1:].expand_as(truth),
+        }
+        for name, pred in series.items():
+            self._metrics[name].update(pred, truth)
+        self._keep_for_pictures(observed, truth, series["model"])
+
+    def _keep_for_pictures(self, observed: Tensor, truth: Tensor, pred: Tensor) -> None:
+        have = sum(len(x) for x in self._shown.get("pred", []))
+        take = self.gif_samples - have
+        if take > 0:
+            for key, value in (("observed", observed), ("truth", truth), ("pred", pred)):
+                self._shown.setdefault(key, []).append(value[:take].detach().cpu())
+        take = self.save_frames - self._frames_written
+        if take > 0 and self.trainer.is_global_zero and self._run_dir() is not None:
+            save_frames_png(
+                self._run_dir() / "frames",
+                pred[:take].detach().cpu(),
+                truth=truth[:take].detach().cpu(),
+                inputs=observed[:take].detach().cpu(),
+                first_sample_index=self._frames_written + 1,
+            )
+            self._frames_written += min(take, pred.shape[0])
+
+    def on_test_epoch_end(self) -> None:
+        summary: dict[str, dict[str, float]] = {name: {} for name in _SERIES}
+        curves: dict[str, dict[str, list[float]]] = {metric: {} for metric in METRIC_NAMES}
+        for name, metrics in self._metrics.items():
+            # sums and counts from every process, so each one reports the metrics of the whole test set
+            state = {
+                k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in metrics.state_dict().items()
+            }
+            metrics.load_state_dict(state)
+            for metric, values in metrics.per_frame().items():
+                summary[name][metric] = values.mean().item()
+                curves[metric][name] = values.tolist()
+                self.log(
+                    f"test/{metric}" if name == "model" else f"test/{name}_{metric}", values.mean().float()
+                )
+        self._write_test_outputs(summary, curves, self._metrics["model"].count)
+
+    def _run_dir(self) -> Path | None:
+        if self._trainer is None:
+            return None
+        directory = self.trainer.log_dir or self.trainer.default_root_dir
+        return Path(directory) if directory else None
+
+    def _write_test_outputs(self, summary: dict, curves: dict, count: int) -> None:
+        out = self._run_dir()
+        if out is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        ratio = summary["model"]["mse"] / max(summary["copy_last_frame"]["mse"], 1e-12)
+        result = {
+            "num_sequences": count,
+            "input_length": self.input_length,
+            "future_length": len(curves["mse"]["model"]),
+            "model": summary["model"],
+            "copy_last_frame": summary["copy_last_frame"],
+            "mse_ratio_to_copy_last_frame": ratio,
+            "per_frame": {name: {m: curves[m][name] for m in METRIC_NAMES} for name in _SERIES},
+            "definitions": {
+                "mse": "squared error summed over a frame's pixels, averaged over predicted frames and clips",
+                "mae": "absolute error summed over a frame's pixels, averaged over predicted frames and clips",
+                "psnr": "10 log10(1 / mean squared error of a frame), averaged",
+                "ssim": "SSIM, 11x11 Gaussian window, sigma 1.5, data range 1, averaged",
+            },
+        }
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+        plot_per_frame_metrics(out / "per_frame_metrics.png", curves, first_frame_index=self.input_length + 1)
+        if self._shown:
+            shown = {key: torch.cat(value) for key, value in self._shown.items()}
+            save_prediction_gif(
+                out / "predictions.gif",
+                shown["observed"],
+                shown["truth"],
+                shown["pred"],
+                max_samples=self.gif_samples,
+            )
+        log.info("test outputs written to %s", out)
+
+    # --------------------------------------------------------------------------------------- prediction
+    def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        frames = batch[0] if isinstance(batch, (tuple, list)) else batch
+        future = self.predict_future or self.total_length - self.input_length
+        pred = self._forecast(self._clips(frames, self.input_length), future)
+        self._predictions.append(pred.detach().cpu())
+        return pred
+
+    def on_predict_epoch_start(self) -> None:
+        self._predictions = []
+
+    def on_predict_epoch_end(self) -> None:
+        out = self._run_dir()
+        if out is None or not self._predictions or not self.trainer.is_global_zero:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        predictions = torch.cat(self._predictions)
+        # uint8 like the public Moving MNIST files: 4x smaller than float32, exact to 1/255
+        torch.save({"predictions": (predictions * 255).round().to(torch.uint8)}, out / "predictions.pt")
+        log.info("%d forecasts written to %s", len(predictions), out / "predictions.pt")
+
+    # ---------------------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
+        opt = cls(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return opt
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_callbacks(self) -> list[Callback]:
+        # a ModelCheckpoint the user configured with a monitor wins; otherwise keep last.ckpt (for resuming)
+        # and the checkpoint with the lowest validation MSE per frame
+        if any(isinstance(cb, ModelCheckpoint) and cb.monitor for cb in self.trainer.callbacks):
+            return []
+        best = ModelCheckpoint(
+            monitor="val/mse",
+            mode="min",
+            save_last=True,
+            filename="best-{epoch:03d}-{step:06d}",
+            auto_insert_metric_name=False,
+        )
+        return [best]

@@ -1,0 +1,6 @@
+"""lstmvision.viz: GIFs, PNG frames and metric plots."""
+
+from lstmvision.viz.animation import save_frames_png, save_prediction_gif
+from lstmvision.viz.plots import plot_per_frame_metrics
+
+__all__ = ["plot_per_frame_metrics", "save_frames_png", "save_prediction_gif"]

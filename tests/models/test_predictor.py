@@ -1,0 +1,106 @@
+"""The ConvLSTM video predictor: patching, autoregression, horizon, scheduled sampling, input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lstmvision.models import ConvLSTMPredictor
+
+
+def _model(**overrides: object) -> ConvLSTMPredictor:
+    torch.manual_seed(0)
+    kwargs: dict = dict(num_hidden=[4, 4], filter_size=3, patch_size=2, input_length=3, total_length=6)
+    kwargs.update(overrides)
+    return ConvLSTMPredictor(**kwargs).eval()
+
+
+def _reference(
+    model: ConvLSTMPredictor, frames: torch.Tensor, fed: list[torch.Tensor | None]
+) -> torch.Tensor:
+    """Step-by-step rollout written out plainly: fed[t] is the frame given at step t (None = own prediction)."""
+    p = model.patch_size
+    states = [None] * len(model.cells)
+    outs, last = [], None
+    for given in fed:
+        frame = given if given is not None else last
+        x = F.pixel_unshuffle(frame, p)
+        for i, cell in enumerate(model.cells):
+            x, states[i] = cell(x, states[i])
+        last = F.pixel_shuffle(model.head(x), p)
+        outs.append(last)
+    return torch.stack(outs, 1)
+
+
+def test_forecast_equals_a_plain_rollout_and_ignores_future_frames() -> None:
+    model = _model()
+    frames = torch.rand(2, 6, 1, 8, 8)
+    with torch.no_grad():
+        out = model(frames)
+        ref = _reference(model, frames, [frames[:, 0], frames[:, 1], frames[:, 2], None, None])
+        changed = frames.clone()
+        changed[:, 3:] = torch.rand_like(changed[:, 3:])
+        out_changed = model(changed)
+    assert out.shape == (2, 5, 1, 8, 8)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out, out_changed, rtol=0, atol=0)
+
+
+def test_horizon_can_change_at_inference() -> None:
+    model = _model()
+    frames = torch.rand(1, 3, 1, 8, 8)
+    with torch.no_grad():
+        short = model(frames, future=2)
+        long = model(frames, future=7)
+    assert long.shape == (1, 2 + 7, 1, 8, 8)
+    torch.testing.assert_close(long[:, : short.shape[1]], short, rtol=0, atol=1e-6)
+
+
+def test_sampling_probability_one_feeds_every_true_frame() -> None:
+    model = _model()
+    frames = torch.rand(2, 6, 1, 8, 8)
+    with torch.no_grad():
+        out = model(frames, sampling_prob=1.0)
+        ref = _reference(model, frames, [frames[:, t] for t in range(5)])
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+
+
+def test_sampling_schedule_follows_the_release() -> None:
+    model = _model(sampling_start_value=1.0, sampling_changing_rate=0.1, sampling_stop_iter=8)
+    assert model.sampling_probability(0) == 1.0
+    assert model.sampling_probability(3) == pytest.approx(0.7)
+    assert model.sampling_probability(7) == pytest.approx(0.3)
+    assert model.sampling_probability(8) == 0.0
+    assert _model(sampling_changing_rate=0.5, sampling_stop_iter=100).sampling_probability(5) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(input_length=5, total_length=5), "total_length must be greater than input_length"),
+        (dict(num_hidden=[]), "num_hidden must be a non-empty list"),
+        (dict(patch_size=0), "patch_size must be >= 1"),
+        (dict(sampling_start_value=1.5), r"sampling_start_value must be in \[0, 1\]"),
+    ],
+)
+def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _model(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("frames", "kwargs", "message"),
+    [
+        (torch.rand(2, 6, 8, 8), {}, r"expects frames \(B, T, C, H, W\), got shape \(2, 6, 8, 8\)"),
+        (torch.rand(2, 6, 3, 8, 8), {}, "expects 1 channels, got 3"),
+        (torch.rand(2, 6, 1, 9, 8), {}, "patch_size 2 must divide the frame size, got 9x8"),
+        (torch.rand(2, 2, 1, 8, 8), {}, "needs at least input_length=3 frames, got 2"),
+        (torch.zeros(2, 6, 1, 8, 8, dtype=torch.uint8), {}, "floating-point frames, got dtype torch.uint8"),
+        (torch.rand(2, 4, 1, 8, 8), dict(sampling_prob=0.5), "expected at least 5 frames, got 4"),
+        (torch.rand(2, 6, 1, 8, 8), dict(future=0), "future must be >= 1"),
+    ],
+)
+def test_bad_input_is_refused(frames: torch.Tensor, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _model()(frames, **kwargs)

@@ -1,0 +1,129 @@
+"""VideoPredictionTask: training reduces the loss, the test metrics and baseline equal direct computation."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from lstmvision.models import ConvLSTMPredictor
+from lstmvision.tasks import VideoPredictionTask
+
+
+class _Clips(L.LightningDataModule):
+    def __init__(self, clips: torch.Tensor, batch_size: int) -> None:
+        super().__init__()
+        self.clips, self.batch_size = clips, batch_size
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(list(self.clips), batch_size=self.batch_size)
+
+    train_dataloader = val_dataloader = test_dataloader = predict_dataloader = _loader
+
+
+def _moving_squares(n: int, T: int = 6, size: int = 12) -> torch.Tensor:
+    """A bright 2x2 square moving one pixel right per frame from a random start: (n, T, 1, size, size)."""
+    g = torch.Generator().manual_seed(1)
+    clips = torch.zeros(n, T, 1, size, size)
+    for i in range(n):
+        r, c = torch.randint(0, size - 2, (2,), generator=g).tolist()
+        for t in range(T):
+            cc = (c + t) % (size - 1)
+            clips[i, t, 0, r : r + 2, cc : cc + 2] = 1.0
+    return clips
+
+
+def _task(**kwargs: object) -> VideoPredictionTask:
+    torch.manual_seed(0)
+    model = ConvLSTMPredictor(
+        num_hidden=[8],
+        filter_size=3,
+        patch_size=2,
+        input_length=3,
+        total_length=6,
+        sampling_changing_rate=0.1,
+        sampling_stop_iter=5,
+    )
+    return VideoPredictionTask(model, **kwargs)
+
+
+def _trainer(tmp_path, **kwargs: object) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
+def test_test_metrics_and_baseline_equal_direct_computation(tmp_path) -> None:
+    clips = _moving_squares(7)
+    task = _task(gif_samples=3, save_frames=2)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, num_sanity_val_steps=0)
+    trainer.fit(task, datamodule=_Clips(clips, batch_size=3))
+    trainer.test(task, datamodule=_Clips(clips, batch_size=3))  # batches of 3, 3, 1: weighting matters
+    out = tmp_path / "lightning_logs" / "version_0"
+    metrics = json.loads((out / "metrics.json").read_text())
+
+    observed, truth = clips[:, :3], clips[:, 3:]
+    base = (observed[:, -1:] - truth).square().sum((2, 3, 4))  # (clips, future frames)
+    with torch.no_grad():
+        pred = task.model.eval()(observed, future=3)[:, 2:].clamp(0, 1)
+    model_mse = (pred - truth).square().sum((2, 3, 4))
+    assert metrics["num_sequences"] == 7
+    assert metrics["copy_last_frame"]["mse"] == pytest.approx(base.mean().item(), rel=1e-5)
+    assert metrics["per_frame"]["copy_last_frame"]["mse"] == pytest.approx(base.mean(0).tolist(), rel=1e-5)
+    assert metrics["model"]["mse"] == pytest.approx(model_mse.mean().item(), rel=1e-4)
+    assert metrics["mse_ratio_to_copy_last_frame"] == pytest.approx(
+        model_mse.mean().item() / base.mean().item(), rel=1e-4
+    )
+    assert set(metrics["model"]) == {"mse", "mae", "psnr", "ssim"}
+
+    gif = Image.open(out / "predictions.gif")
+    assert gif.n_frames == 6, "one animation frame per observed and predicted frame"
+    assert Image.open(out / "per_frame_metrics.png").size[0] > 200
+    assert len([p for p in (out / "frames").rglob("*.png")]) > 0
+
+
+def test_training_lowers_the_loss_and_uses_scheduled_sampling(tmp_path) -> None:
+    clips = _moving_squares(16)
+    task = _task(lr=1e-2)
+    trainer = _trainer(
+        tmp_path, max_epochs=6, num_sanity_val_steps=0, log_every_n_steps=1, limit_val_batches=0
+    )
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(task.model(clips), clips[:, 1:]).item()
+    trainer.fit(task, datamodule=_Clips(clips, batch_size=8))
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(task.model(clips), clips[:, 1:]).item()
+    assert after < 0.7 * before, f"loss {before:.4f} -> {after:.4f}"
+    assert trainer.global_step == 12
+    assert task.model.sampling_probability(trainer.global_step) == 0.0
+
+
+def test_predict_forecasts_the_requested_horizon(tmp_path) -> None:
+    task = _task(predict_future=5)
+    out = _trainer(tmp_path).predict(task, datamodule=_Clips(_moving_squares(4)[:, :3], batch_size=2))
+    assert [tuple(o.shape) for o in out] == [(2, 5, 1, 12, 12)] * 2
+    saved = torch.load(tmp_path / "lightning_logs" / "version_0" / "predictions.pt", weights_only=True)
+    assert saved["predictions"].dtype == torch.uint8
+    torch.testing.assert_close(
+        saved["predictions"].float() / 255, torch.cat(out), rtol=0, atol=0.5 / 255 + 1e-6
+    )
+
+
+def test_task_refuses_a_model_that_is_not_a_predictor() -> None:
+    with pytest.raises(ValueError, match="needs a predictor model with 'input_length'"):
+        VideoPredictionTask(torch.nn.Linear(2, 2))
+
+
+def test_short_clips_are_refused() -> None:
+    task = _task()
+    with pytest.raises(ValueError, match="needs clips of at least 6 frames"):
+        task.training_step(torch.rand(2, 4, 1, 12, 12), 0)

@@ -1,0 +1,95 @@
+"""The `lstmvision` command: every shipped config fits, bad keys are named, runs resume, demo reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lstmvision.cli import LstmVisionCLI, demo_config, main, run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + [demo_config()]
+
+# a tiny run of the demo configuration: 32x32 frames, 4 observed + 4 predicted, one small layer
+TINY = [
+    "--model.init_args.model.init_args.num_hidden", "[4]",
+    "--model.init_args.model.init_args.filter_size", "3",
+    "--model.init_args.model.init_args.input_length", "4",
+    "--model.init_args.model.init_args.total_length", "8",
+    "--data.init_args.image_size", "32",
+    "--data.init_args.seq_length", "8",
+    "--data.init_args.train_size", "8",
+    "--data.init_args.val_size", "4",
+    "--data.init_args.test_size", "6",
+    "--data.init_args.batch_size", "4",
+    "--data.init_args.num_workers", "0",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.log_every_n_steps", "1",
+]  # fmt: skip
+
+
+def _run(*argv: str) -> None:
+    main(list(argv))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_fits(config: Path, tmp_path: Path) -> None:
+    cli = LstmVisionCLI(args=["fit", "--config", str(config), "--runs_dir", str(tmp_path),
+                              "--trainer.fast_dev_run", "1", "--data.init_args.batch_size", "2",
+                              "--data.init_args.num_workers", "0"])  # fmt: skip
+    assert cli.trainer.state.finished and cli.trainer.global_step == 1
+
+
+def test_unknown_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _run("fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
+             "--model.init_args.model.init_args.num_hiden", "[4]")  # fmt: skip
+    assert "num_hiden" in capsys.readouterr().err
+
+
+def test_ill_typed_value_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _run("fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
+             "--model.init_args.model.init_args.filter_size", "five")  # fmt: skip
+    assert "filter_size" in capsys.readouterr().err
+
+
+def test_unknown_subcommand_is_named() -> None:
+    with pytest.raises(SystemExit, match="unknown subcommand 'fti'"):
+        _run("fti")
+
+
+def test_resume_continues_the_run_where_it_stopped(tmp_path: Path) -> None:
+    common = ["--config", str(demo_config()), "--runs_dir", str(tmp_path), *TINY]
+    _run("fit", *common, "--trainer.max_epochs", "1")
+    run = tmp_path / "moving_mnist_demo" / "version_0"
+    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["global_step"] == 2 and first["epoch"] == 0
+
+    _run("fit", *common, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert not (tmp_path / "moving_mnist_demo" / "version_1").exists(), "a resumed run stays in its directory"
+    assert (run / "metrics.part1.csv").is_file() and (run / "metrics.csv").is_file(), "no log is lost"
+    second = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert second["global_step"] == 4 and second["epoch"] == 1
+    # the weights moved on from the first run's checkpoint instead of starting over
+    key = next(k for k in second["state_dict"] if k.endswith("head.weight"))
+    assert not torch.equal(first["state_dict"][key], second["state_dict"][key])
+
+    _run("test", *common, "--ckpt_path", "last")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_sequences"] == 6 and metrics["future_length"] == 4
+
+
+def test_demo_trains_tests_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = run_demo(["--runs_dir", str(tmp_path), *TINY, "--trainer.max_epochs", "1"])
+    out = capsys.readouterr().out
+    run = tmp_path / "moving_mnist_demo" / "version_0"
+    assert metrics is not None and metrics == json.loads((run / "metrics.json").read_text())
+    assert f"outputs: {run}" in out
+    assert f"{metrics['copy_last_frame']['mse']:.4f}" in out and "copy-last-frame" in out
+    assert (run / "predictions.gif").is_file() and (run / "per_frame_metrics.png").is_file()
+    assert "tested checkpoint:" in out and "best-" in out
