@@ -5,9 +5,14 @@ Shape: the patched Moving MNIST setting (2 layers of 64 hidden channels, kernel 
 
 - the time of one training step (forward, loss, backward) of ``lstmvision.cells.ConvLSTM``, with the
   input convolution hoisted over all B·T frames and computed per step;
-- the GFLOP/s that achieves (3 × the forward convolution FLOPs of the calls actually made);
-- the peak: forward ``conv2d`` on exactly the per-step shapes, timed here, and the ratio to it;
-- the ratio to a naive reference (four gate convolutions on ``cat([x, h])`` inside the time loop).
+- the GFLOP/s that achieves: 3 × the forward FLOPs of the convolution calls the step makes
+  (forward, input gradient, weight gradient), 2·B·H'·W'·Cout·Cin·kh·kw per call;
+- the peak: forward ``conv2d`` on exactly the per-step shapes, in NCHW and channels-last (the faster
+  counts), and the ratio of the achieved rate to it;
+- the speed-up over a naive reference: four gate convolutions on ``cat([x, h])`` inside the time loop.
+
+Every variant is timed once per round, rounds interleaved, and each figure is the median over rounds,
+so a machine that gets busier during the run slows all variants alike.
 
 Usage: ``python benchmarks/convlstm.py [--quick]``. Not part of the test run.
 """
@@ -15,6 +20,7 @@ Usage: ``python benchmarks/convlstm.py [--quick]``. Not part of the test run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -54,9 +60,9 @@ class NaiveConvLSTM(nn.Module):
         return x
 
 
-def conv_flops(batch: int, c_in: int, c_out: int) -> int:
-    # 2·B·H'·W'·Cout·Cin·kh·kw: one multiply and one add per weight per output pixel ("same", stride 1)
-    return 2 * batch * SIZE * SIZE * c_out * c_in * KERNEL * KERNEL
+def conv_flops(c_in: int, c_out: int) -> int:
+    # one multiply and one add per weight per output pixel ("same", stride 1: H' = H)
+    return 2 * B * SIZE * SIZE * c_out * c_in * KERNEL * KERNEL
 
 
 def step_shapes() -> list[tuple[int, int, bool]]:
@@ -69,22 +75,8 @@ def step_shapes() -> list[tuple[int, int, bool]]:
 
 def convlstm_train_flops() -> int:
     # every step runs each input conv; the first step skips the hidden conv (its state is zero)
-    forward = sum(
-        (T - 1 if hidden else T) * conv_flops(B, c_in, c_out) for c_in, c_out, hidden in step_shapes()
-    )
-    return 3 * forward  # forward + input gradient + weight gradient, each the same FLOPs
-
-
-def timed(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    """Median seconds of ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    forward = sum((T - 1 if hidden else T) * conv_flops(c_in, c_out) for c_in, c_out, hidden in step_shapes())
+    return 3 * forward  # forward + input gradient + weight gradient, each the forward's FLOPs
 
 
 def train_step(model: nn.Module, x: Tensor) -> Callable[[], None]:
@@ -97,56 +89,79 @@ def train_step(model: nn.Module, x: Tensor) -> Callable[[], None]:
     return step
 
 
+def peak_convs(memory_format: torch.memory_format) -> Callable[[], None]:
+    """Forward conv2d on each per-step shape, T times: the time loop's convolutions alone."""
+    tensors = [
+        (
+            torch.randn(B, c_in, SIZE, SIZE).contiguous(memory_format=memory_format),
+            torch.randn(c_out, c_in, KERNEL, KERNEL).contiguous(memory_format=memory_format),
+        )
+        for c_in, c_out, _ in step_shapes()
+    ]
+
+    def run() -> None:
+        with torch.no_grad():
+            for _ in range(T):
+                for inp, weight in tensors:
+                    F.conv2d(inp, weight, padding=KERNEL // 2)
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="1 warm-up and 2 repeats instead of 2 and 7")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 warm-up round and 3 timed rounds instead of 2 and 9"
+    )
     args = parser.parse_args()
-    warmup, repeats = (1, 2) if args.quick else (2, 7)
+    warmup, rounds = (1, 3) if args.quick else (2, 9)
     torch.manual_seed(0)
     x = torch.rand(B, T, C_IN, SIZE, SIZE)
-
-    # peak: forward conv2d on the per-step shapes, the same work the time loop runs, many times over
-    inputs = [
-        (torch.randn(B, c_in, SIZE, SIZE), torch.randn(c_out, c_in, KERNEL, KERNEL))
-        for c_in, c_out, _ in step_shapes()
-    ]
-    peak_flops = sum(conv_flops(B, c_in, c_out) for c_in, c_out, _ in step_shapes())
-
-    def per_step_convs() -> None:
-        with torch.no_grad():
-            for _ in range(T):
-                for inp, weight in inputs:
-                    F.conv2d(inp, weight, padding=KERNEL // 2)
-
-    peak = T * peak_flops / timed(per_step_convs, warmup, repeats) / 1e9
-
     model = ConvLSTM(C_IN, HIDDEN, KERNEL, LAYERS)
-    naive = NaiveConvLSTM()
-    results = {}
-    for hoist in (True, False):
-        model.hoist_input_conv = hoist
-        results[hoist] = timed(train_step(model, x), warmup, repeats)
-    naive_time = timed(train_step(naive, x), warmup, repeats)
-    flops = convlstm_train_flops()
+    hoisted = ConvLSTM(C_IN, HIDDEN, KERNEL, LAYERS, hoist_input_conv=True)
+    hoisted.load_state_dict(model.state_dict())
+    variants: dict[str, Callable[[], None]] = {
+        "peak NCHW": peak_convs(torch.contiguous_format),
+        "peak channels-last": peak_convs(torch.channels_last),
+        "hoisted": train_step(hoisted, x),
+        "per-step": train_step(model, x),
+        "naive": train_step(NaiveConvLSTM(), x),
+    }
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(warmup + rounds):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(ts) for name, ts in times.items()}
 
+    step_flops = T * sum(conv_flops(c_in, c_out) for c_in, c_out, _ in step_shapes())
+    peaks = {name: step_flops / median[name] / 1e9 for name in ("peak NCHW", "peak channels-last")}
+    peak = max(peaks.values())
+    flops = convlstm_train_flops()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B} T={T} C={C_IN} "
-        f"hidden={HIDDEN}x{LAYERS} kernel={KERNEL} {SIZE}x{SIZE}, median of {repeats}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average before {load:.2f}; "
+        f"B={B} T={T} C={C_IN} hidden={HIDDEN}x{LAYERS} kernel={KERNEL} {SIZE}x{SIZE}; "
+        f"median of {rounds} interleaved rounds"
     )
-    print(f"peak (forward conv2d, per-step shapes): {peak:8.1f} GFLOP/s")
-    print(f"naive reference training step:         {naive_time * 1e3:8.1f} ms")
-    for hoist, name in ((True, "hoisted input conv"), (False, "per-step input conv")):
-        seconds = results[hoist]
-        achieved = flops / seconds / 1e9
-        print(
-            f"ConvLSTM training step, {name:20s} {seconds * 1e3:8.1f} ms  {achieved:7.1f} GFLOP/s  "
-            f"{achieved / peak:6.1%} of peak  {naive_time / seconds:5.2f}x naive"
-        )
     print(
-        f"faster: {'hoisted' if results[True] < results[False] else 'per-step'} "
-        f"(per-step / hoisted time = {results[False] / results[True]:.3f})"
+        f"peak, forward conv2d on the per-step shapes: {peak:6.1f} GFLOP/s "
+        f"(NCHW {peaks['peak NCHW']:.1f}, channels-last {peaks['peak channels-last']:.1f})"
+    )
+    print(f"naive reference training step:      {median['naive'] * 1e3:7.1f} ms")
+    for name in ("hoisted", "per-step"):
+        achieved = flops / median[name] / 1e9
+        print(
+            f"ConvLSTM training step, {name:9s} {median[name] * 1e3:7.1f} ms  {achieved:6.1f} GFLOP/s  "
+            f"{achieved / peak:6.1%} of peak  {median['naive'] / median[name]:4.2f}x naive"
+        )
+    faster = "hoisted" if median["hoisted"] < median["per-step"] else "per-step"
+    print(
+        f"faster input conv: {faster} (per-step / hoisted time = {median['per-step'] / median['hoisted']:.3f})"
     )
 
 

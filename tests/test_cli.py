@@ -11,7 +11,7 @@ import torch
 from lstmvision.cli import LstmVisionCLI, demo_config, main, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + [demo_config()]
+CONFIGS = [*sorted((ROOT / "configs").rglob("*.yaml")), demo_config()]
 
 # a tiny run of the demo configuration: 32x32 frames, 4 observed + 4 predicted, one small layer
 TINY = [

@@ -6,13 +6,13 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import keras
+import numpy as np
+import pytest
+import torch
 
-from lstmvision.cells import ConvLSTM, ConvLSTMCell  # noqa: E402
-from lstmvision.interop import load_keras_convlstm2d  # noqa: E402
+from lstmvision.cells import ConvLSTM, ConvLSTMCell
+from lstmvision.interop import load_keras_convlstm2d
 
 C_IN, HIDDEN = 3, 4
 
@@ -88,7 +88,9 @@ def test_two_stacked_layers_match_two_keras_layers() -> None:
     x = frames((2, 4, 6, 7, C_IN), seed=3)
     first = keras_layer(x, seed=3, filters=HIDDEN, kernel_size=3, padding="same")
     y1, h1, c1 = first(x)
-    second = keras_layer(keras.ops.convert_to_numpy(y1), seed=4, filters=HIDDEN, kernel_size=3, padding="same")
+    second = keras_layer(
+        keras.ops.convert_to_numpy(y1), seed=4, filters=HIDDEN, kernel_size=3, padding="same"
+    )
     y2, h2, c2 = second(y1)
     model = ConvLSTM(C_IN, HIDDEN, 3, num_layers=2)
     load_keras_convlstm2d(model.cells[0], first)
@@ -130,13 +132,19 @@ def test_loader_rejects_mismatches() -> None:
     recurrent = np.zeros((3, 3, HIDDEN, 4 * HIDDEN), np.float32)
     bias = np.zeros(4 * HIDDEN, np.float32)
     cell = ConvLSTMCell(C_IN, HIDDEN, 3)
-    with pytest.raises(ValueError, match=r"Keras kernel must have shape \(3, 3, 3, 16\) for this cell, got \(3, 3, 2, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"Keras kernel must have shape \(3, 3, 3, 16\) for this cell, got \(3, 3, 2, 16\)"
+    ):
         load_keras_convlstm2d(cell, [kernel[:, :, :2], recurrent, bias])
-    with pytest.raises(ValueError, match=r"recurrent_kernel must have shape \(3, 3, 4, 16\).*got \(2, 2, 4, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"recurrent_kernel must have shape \(3, 3, 4, 16\).*got \(2, 2, 4, 16\)"
+    ):
         load_keras_convlstm2d(cell, [kernel, recurrent[:2, :2], bias])
     with pytest.raises(ValueError, match=r"Keras bias must have shape \(16,\) for this cell, got \(12,\)"):
         load_keras_convlstm2d(cell, [kernel, recurrent, bias[:12]])
-    with pytest.raises(ValueError, match=r"expected 3 Keras arrays \(kernel, recurrent_kernel, bias\).*got 2"):
+    with pytest.raises(
+        ValueError, match=r"expected 3 Keras arrays \(kernel, recurrent_kernel, bias\).*got 2"
+    ):
         load_keras_convlstm2d(cell, [kernel, recurrent])
     with pytest.raises(ValueError, match="this ConvLSTM has 2 layers x 1 directions"):
         load_keras_convlstm2d(ConvLSTM(C_IN, HIDDEN, 3, 2), [kernel, recurrent, bias])

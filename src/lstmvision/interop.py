@@ -37,9 +37,10 @@ def load_keras_convlstm2d(
         ``module``, with its convolution weights replaced (in place, without recording gradients).
     """
     cell = _single_cell(module)
-    if hasattr(weights, "get_weights"):
-        _check_keras_config(cell, weights.get_config())
-        weights = weights.get_weights()
+    if hasattr(weights, "get_weights"):  # a Keras layer
+        layer: Any = weights
+        _check_keras_config(cell, layer.get_config())
+        weights = layer.get_weights()
     arrays = [np.asarray(w) for w in weights]
     has_bias = cell.input_conv.bias is not None
     names = ["kernel", "recurrent_kernel", "bias"] if has_bias else ["kernel", "recurrent_kernel"]

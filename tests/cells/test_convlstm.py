@@ -34,7 +34,9 @@ def randomise(module: nn.Module, seed: int = 0) -> None:
 # the equations, written gate by gate from the parameters, independent of the cell's code
 
 
-def tf_same_pad(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> Tensor:
+def tf_same_pad(
+    x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> Tensor:
     pads = []
     for n, k, s, d in zip(x.shape[-2:], kernel, stride, dilation):
         total = max((math.ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
@@ -118,7 +120,9 @@ def copy_lstm(conv: ConvLSTM, lstm: nn.LSTM) -> None:
                 w_ih, w_hh = getattr(lstm, "weight_ih" + suffix), getattr(lstm, "weight_hh" + suffix)
                 cell.input_conv.weight.copy_(w_ih[:, :, None, None])  # (4H, C) -> (4H, C, 1, 1)
                 cell.hidden_conv.weight.copy_(w_hh[:, :, None, None])
-                cell.input_conv.bias.copy_(getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix))
+                cell.input_conv.bias.copy_(
+                    getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)
+                )
 
 
 @pytest.mark.parametrize(
@@ -166,7 +170,7 @@ def test_lengths_match_packed_nn_lstm(bidirectional: bool) -> None:
 def test_every_parameter_gets_a_gradient() -> None:
     torch.manual_seed(0)
     model = ConvLSTM(2, [3, 4], 3, 2, bidirectional=True, peephole=True, layer_norm=True, stride=(1, 2))
-    y, (h, c) = model(torch.randn(2, 4, 2, 6, 6), lengths=torch.tensor([4, 3]))
+    y, (_, c) = model(torch.randn(2, 4, 2, 6, 6), lengths=torch.tensor([4, 3]))
     (y.square().sum() + sum(t.sum() for t in c)).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} received no gradient"
@@ -210,8 +214,24 @@ def test_forget_bias_starts_at_one() -> None:
 def test_cell_works_at_any_resolution() -> None:
     cell = ConvLSTMCell(2, 3, 4, stride=2)
     for size in [(5, 5), (8, 6), (1, 9)]:
-        h, state = cell(torch.randn(1, 2, *size))
-        assert h.shape == (1, 3, math.ceil(size[0] / 2), math.ceil(size[1] / 2))
+        x = torch.randn(1, 2, *size)
+        h, state = cell(x)
+        assert h.shape == (1, 3, math.ceil(size[0] / 2), math.ceil(size[1] / 2)) == cell.init_state(x).c.shape
+        h2, _ = cell(x, state)  # the state fits the next step at the same resolution
+        assert h2.shape == h.shape
+
+
+def test_precomputed_input_gates_equal_the_plain_step() -> None:
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 3, 3, stride=2, peephole=True, layer_norm=True)
+    randomise(cell)
+    x = torch.randn(4, 2, 2, 7, 7)  # (T, B, C, H, W): 4 steps
+    gates = cell.input_gates(x.flatten(0, 1)).unflatten(0, (4, 2))  # all frames in one call
+    state = fast = None
+    for t in range(4):
+        h, state = cell(x[t], state)
+        h_fast, fast = cell(x[t], fast, gates_x=gates[t])
+        assert max_err(h, h_fast) < 1e-6 and max_err(state.c, fast.c) < 1e-6
 
 
 @settings(max_examples=30, deadline=None)
@@ -222,7 +242,9 @@ def test_cell_works_at_any_resolution() -> None:
     dilation=st.integers(1, 2),
     padding=st.sampled_from(["same", "valid", 0, 1, 2]),
 )
-def test_output_size_matches_the_convolution(size: int, kernel: int, stride: int, dilation: int, padding) -> None:
+def test_output_size_matches_the_convolution(
+    size: int, kernel: int, stride: int, dilation: int, padding
+) -> None:
     cell = ConvLSTMCell(1, 1, kernel, stride=stride, dilation=dilation, padding=padding)
     reach = dilation * (kernel - 1) + 1
     pad = 0 if padding in ("same", "valid") else padding
@@ -358,7 +380,7 @@ def test_cell_rejects_bad_input() -> None:
     x = torch.randn(2, 2, 5, 5)
     with pytest.raises(ValueError, match=r"expects x_t \(B, C, H, W\), got shape \(2, 1, 2, 5, 5\)"):
         cell(x[:, None])
-    with pytest.raises(ValueError, match="floating-point input, got dtype torch.int64"):
+    with pytest.raises(ValueError, match=r"floating-point input, got dtype torch\.int64"):
         cell(x.long())
     with pytest.raises(ValueError, match="expects 2 channels, got 3"):
         cell(torch.randn(2, 3, 5, 5))
@@ -398,7 +420,7 @@ def test_sequence_rejects_bad_input() -> None:
         model(x[0])
     with pytest.raises(ValueError, match=r"expects x \(T, B, C, H, W\)"):
         ConvLSTM(2, 3, batch_first=False)(x[0])
-    with pytest.raises(ValueError, match="floating-point input, got dtype torch.uint8"):
+    with pytest.raises(ValueError, match=r"floating-point input, got dtype torch\.uint8"):
         model(x.to(torch.uint8))
     with pytest.raises(ValueError, match="expects 2 channels, got 3"):
         model(torch.randn(2, 4, 3, 5, 5))
@@ -418,7 +440,9 @@ def test_sequence_rejects_bad_input() -> None:
         model(x, torch.zeros(2, 2, 3, 5, 5))
     with pytest.raises(ValueError, match=r"h_0 must have shape \[\(2, 3, 5, 5\), \(2, 4, 5, 5\)\]"):
         ConvLSTM(2, [3, 4], 3, 2)(x, (torch.zeros(2, 2, 3, 5, 5),) * 2)
-    with pytest.raises(ValueError, match=r"hidden_channels must be an int or 2 ints \(num_layers\), got \[3\]"):
+    with pytest.raises(
+        ValueError, match=r"hidden_channels must be an int or 2 ints \(num_layers\), got \[3\]"
+    ):
         ConvLSTM(2, [3], 3, 2)
     with pytest.raises(ValueError, match="dropout must be in"):
         ConvLSTM(2, 3, dropout=1.5)

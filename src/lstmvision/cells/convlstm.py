@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,12 @@ def _check_rate(value: float, name: str) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
+def _channels_last(x: Tensor) -> Tensor:
+    # oneDNN convolves channels-last 1.1-3x faster than NCHW on the benchmark's shapes (docs/convlstm.md);
+    # the conv output, hence h and c, stays channels-last, so after the first step this copies nothing
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def _tf_same(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     # TF/Keras "same": ceil(size / stride) outputs; an odd total pads one more at the end (bottom/right)
     total = max((math.ceil(size / stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
@@ -72,8 +78,10 @@ class ConvLSTMCell(nn.Module):
             bottom/right), "valid", or explicit int / (ph, pw).
         bias: learn ``b``; the forget part starts at 1 (Keras ``unit_forget_bias``).
         peephole: add the peephole terms :math:`w_{c\cdot}`, one weight per channel, zero at start.
-        layer_norm: normalise the input gates, the hidden gates (each gate over its Hc×H'×W' values) and
-            :math:`c_t` inside the tanh of :math:`h_t` (Ba et al., 2016); the norms' shifts carry ``b``.
+        layer_norm: normalise the input gates, the hidden gates (each gate over its Hc×H'×W' values:
+            ``GroupNorm`` with one group per gate) and :math:`c_t` inside the tanh of :math:`h_t`
+            (Ba et al., 2016). ``b`` is then the input norm's shift and ``input_conv`` has no bias,
+            which the normalisation would mostly cancel.
         dropout: input dropout (Keras ``dropout``), in training only.
         recurrent_dropout: dropout of :math:`h_{t-1}` before ``hidden_conv`` (Keras ``recurrent_dropout``).
 
@@ -88,6 +96,10 @@ class ConvLSTMCell(nn.Module):
           convolutions); pass ``dropout_masks`` from :meth:`sample_dropout_masks` to keep one mask per
           sequence, otherwise every call draws new masks.
         - A ``None`` state skips ``hidden_conv`` (its input is zero) instead of convolving zeros.
+        - Weights keep ``nn.Conv2d``'s initialisation (Keras: Glorot-uniform kernel, orthogonal
+          recurrent kernel); the bias starts as Keras's (zeros, forget gate 1).
+        - Layer norm (absent from the paper and Keras) normalises per gate over channels and pixels,
+          never with per-pixel parameters, so the cell stays resolution independent.
     """
 
     def __init__(
@@ -165,7 +177,7 @@ class ConvLSTMCell(nn.Module):
         """All four input gates of ``(N, C, H, W)`` frames -> ``(N, 4*Hc, H', W')``; no validation."""
         conv = self.input_conv
         if self.padding != "same":
-            gates = conv(x)
+            gates = conv(_channels_last(x))
         else:
             (top, bottom), (left, right) = (
                 _tf_same(n, k, s, d)
@@ -174,7 +186,9 @@ class ConvLSTMCell(nn.Module):
             if (top, left) != (bottom, right):  # conv2d pads symmetrically only
                 x = F.pad(x, (left, right, top, bottom))
                 top = left = 0
-            gates = F.conv2d(x, conv.weight, conv.bias, conv.stride, (top, left), conv.dilation)
+            gates = F.conv2d(
+                _channels_last(x), conv.weight, conv.bias, conv.stride, (top, left), conv.dilation
+            )
         return gates if self.norm_x is None else self.norm_x(gates)
 
     def init_state(self, x_t: Tensor) -> ConvLSTMState:
@@ -204,7 +218,16 @@ class ConvLSTMCell(nn.Module):
         gates_x: Tensor | None = None,
         dropout_masks: _Masks | None = None,
     ) -> tuple[Tensor, ConvLSTMState]:
-        """One step. ``gates_x``: precomputed ``input_gates(x_t)`` (input dropout already applied)."""
+        """One step from ``state`` (``None``: zeros); returns ``(h_t, ConvLSTMState(h_t, c_t))``.
+
+        Args:
+            x_t: the frame ``(B, C, H, W)``.
+            state: the previous :class:`ConvLSTMState` (or a ``(h, c)`` pair), or ``None``.
+            gates_x: ``input_gates(x_t)`` computed beforehand (e.g. for many frames in one call), with
+                input dropout already applied; ``x_t`` is then only used for its shape.
+            dropout_masks: masks from :meth:`sample_dropout_masks` to reuse across the steps of one
+                sequence; ``None`` draws new ones (training only).
+        """
         self._check_input(x_t)
         B, _, H, W = x_t.shape
         expected = (B, self.hidden_channels, *self.output_size(H, W))
@@ -213,7 +236,9 @@ class ConvLSTMCell(nn.Module):
                 raise ValueError(f"ConvLSTMCell state must be a pair (h, c), got {len(state)} tensors")
             for name, tensor in zip(("h", "c"), state):
                 if tuple(tensor.shape) != expected:
-                    raise ValueError(f"ConvLSTMCell state {name} must be {expected}, got {tuple(tensor.shape)}")
+                    raise ValueError(
+                        f"ConvLSTMCell state {name} must be {expected}, got {tuple(tensor.shape)}"
+                    )
         in_mask, rec_mask = dropout_masks if dropout_masks is not None else self.sample_dropout_masks(x_t)
         if gates_x is None:
             gates_x = self.input_gates(x_t if in_mask is None else x_t * in_mask)
@@ -232,7 +257,9 @@ class ConvLSTMCell(nn.Module):
             gates = gates_x if self.norm_h is None else gates_x + self.norm_h.bias.view(1, -1, 1, 1)
         else:
             h = state.h if rec_mask is None else state.h * rec_mask
-            gates_h = self.hidden_conv(h if self._hidden_pad is None else F.pad(h, self._hidden_pad))
+            gates_h = self.hidden_conv(
+                _channels_last(h if self._hidden_pad is None else F.pad(h, self._hidden_pad))
+            )
             gates = gates_x + (gates_h if self.norm_h is None else self.norm_h(gates_h))
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, Hc, H', W')
         if self.peephole_weight is not None and state is not None:
@@ -293,6 +320,9 @@ class ConvLSTM(nn.Module):
     Differences from the reference implementation:
         - When layers differ in Hc or resolution, ``h_n``/``c_n`` (and ``h_0``/``c_0``) are lists of
           ``L * D`` tensors ``(B, Hc_l, H'_l, W'_l)`` instead of one stacked tensor.
+        - ``dropout`` is ``nn.LSTM``'s (between layers); Keras's ``dropout`` is ``input_dropout`` here.
+        - ``go_backwards`` with several layers reverses once, where stacked Keras layers that each have
+          ``go_backwards=True`` would reverse again at every layer.
     """
 
     def __init__(
@@ -317,8 +347,10 @@ class ConvLSTM(nn.Module):
         hoist_input_conv: bool = False,
     ) -> None:
         super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
-        if num_layers < 1 or len(hidden) != num_layers:
+        if len(hidden) != num_layers:
             raise ValueError(
                 f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
             )
@@ -355,8 +387,9 @@ class ConvLSTM(nn.Module):
         x = self._check_input(x)
         B, T, _, H, W = x.shape
         lengths = self._check_lengths(lengths, B, T, x.device)
-        shapes = []
-        for cell in self.cells:  # resolution after each layer; both directions of a layer agree
+        cells = cast("list[ConvLSTMCell]", list(self.cells))
+        shapes: list[tuple[int, int, int, int]] = []
+        for cell in cells:  # resolution after each layer; both directions of a layer agree
             if len(shapes) % self.num_directions == 0:
                 H, W = cell.output_size(H, W)
             shapes.append((B, cell.hidden_channels, H, W))
@@ -375,7 +408,7 @@ class ConvLSTM(nn.Module):
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
                 seq = x if d == 0 else _reverse(x, index)
-                out, last = self._run(self.cells[k], seq, states[k], lengths, min_len)
+                out, last = self._run(cells[k], seq, states[k], lengths, min_len)
                 outputs.append(out if d == 0 else _reverse(out, index))
                 h_n.append(last.h)
                 c_n.append(last.c)
@@ -438,7 +471,9 @@ class ConvLSTM(nn.Module):
             raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
         return lengths.to(device)
 
-    def _initial_states(self, state: object, shapes: list[tuple[int, ...]]) -> list[ConvLSTMState | None]:
+    def _initial_states(
+        self, state: object, shapes: list[tuple[int, int, int, int]]
+    ) -> list[ConvLSTMState | None]:
         if state is None:
             return [None] * len(shapes)
         if not isinstance(state, (tuple, list)) or len(state) != 2:

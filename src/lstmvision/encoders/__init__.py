@@ -1,2 +1,3 @@
 """lstmvision.encoders."""
+
 __all__: list[str] = []

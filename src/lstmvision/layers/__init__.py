@@ -1,2 +1,3 @@
 """lstmvision.layers."""
+
 __all__: list[str] = []
