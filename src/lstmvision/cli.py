@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -95,9 +96,14 @@ class LstmVisionCLI(LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.is_global_zero and self.trainer.log_dir is not None:
             print(f"run directory: {self.trainer.log_dir}")
-            best = self.trainer.checkpoint_callback
-            if best is not None and getattr(best, "best_model_path", ""):
-                print(f"best checkpoint: {best.best_model_path}")
+            best = _best_checkpoint(self.trainer)
+            if best:
+                print(f"best checkpoint: {best}")
+
+
+def _best_checkpoint(trainer: Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    return callback.best_model_path or None if isinstance(callback, ModelCheckpoint) else None
 
 
 def _report(trainer: Trainer) -> dict[str, Any] | None:
@@ -145,8 +151,7 @@ def run_demo(argv: list[str]) -> dict[str, Any] | None:
     known, extra = parser.parse_known_args(argv)
     cli = LstmVisionCLI(args=["--config", known.config, *extra], run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    best = cli.trainer.checkpoint_callback
-    ckpt = best.best_model_path if best is not None and getattr(best, "best_model_path", "") else None
+    ckpt = _best_checkpoint(cli.trainer)
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
     if ckpt:
         print(f"\ntested checkpoint: {ckpt}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import lightning as L
 import torch
@@ -21,6 +21,19 @@ __all__ = ["VideoPredictionTask"]
 log = logging.getLogger(__name__)
 
 _SERIES = ("model", "copy_last_frame")
+
+
+class _Predictor(Protocol):
+    """What the task needs of a model (``ConvLSTMPredictor`` and the later predictors have it)."""
+
+    input_length: int
+    total_length: int
+
+    def sampling_probability(self, iteration: int) -> float: ...
+
+    def __call__(
+        self, frames: Tensor, *, future: int | None = None, sampling_prob: float = 0.0
+    ) -> Tensor: ...
 
 
 class VideoPredictionTask(L.LightningModule):
@@ -95,12 +108,16 @@ class VideoPredictionTask(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------- training
     @property
+    def predictor(self) -> _Predictor:
+        return cast(_Predictor, self.model)
+
+    @property
     def input_length(self) -> int:
-        return int(self.model.input_length)
+        return self.predictor.input_length
 
     @property
     def total_length(self) -> int:
-        return int(self.model.total_length)
+        return self.predictor.total_length
 
     def _clips(self, batch: Tensor | tuple | list, need: int) -> Tensor:
         frames = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -117,8 +134,8 @@ class VideoPredictionTask(L.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         frames = self._clips(batch, self.total_length)
-        eta = self.model.sampling_probability(self.global_step)
-        pred = self.model(frames, sampling_prob=eta)  # (B, T-1, C, H, W): frames 1..T-1
+        eta = self.predictor.sampling_probability(self.global_step)
+        pred = self.predictor(frames, sampling_prob=eta)  # (B, T-1, C, H, W): frames 1..T-1
         target = frames[:, 1:]
         mse = F.mse_loss(pred, target)
         loss = mse + self.l1_weight * F.l1_loss(pred, target) if self.l1_weight else mse
@@ -131,7 +148,7 @@ class VideoPredictionTask(L.LightningModule):
     def _forecast(self, frames: Tensor, future: int) -> Tensor:
         """Predict ``future`` frames from the first ``input_length`` ones; no true future frame is seen."""
         observed = frames[:, : self.input_length]
-        pred = self.model(observed, future=future)[:, self.input_length - 1 :]
+        pred = self.predictor(observed, future=future)[:, self.input_length - 1 :]
         return pred.clamp(0.0, 1.0)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
@@ -166,9 +183,10 @@ class VideoPredictionTask(L.LightningModule):
             for key, value in (("observed", observed), ("truth", truth), ("pred", pred)):
                 self._shown.setdefault(key, []).append(value[:take].detach().cpu())
         take = self.save_frames - self._frames_written
-        if take > 0 and self.trainer.is_global_zero and self._run_dir() is not None:
+        out = self._run_dir()
+        if take > 0 and self.trainer.is_global_zero and out is not None:
             save_frames_png(
-                self._run_dir() / "frames",
+                out / "frames",
                 pred[:take].detach().cpu(),
                 truth=truth[:take].detach().cpu(),
                 inputs=observed[:take].detach().cpu(),
@@ -267,7 +285,9 @@ class VideoPredictionTask(L.LightningModule):
     def configure_callbacks(self) -> list[Callback]:
         # a ModelCheckpoint the user configured with a monitor wins; otherwise keep last.ckpt (for resuming)
         # and the checkpoint with the lowest validation MSE per frame
-        if any(isinstance(cb, ModelCheckpoint) and cb.monitor for cb in self.trainer.callbacks):
+        if any(
+            isinstance(cb, ModelCheckpoint) and cb.monitor for cb in getattr(self.trainer, "callbacks", [])
+        ):
             return []
         best = ModelCheckpoint(
             monitor="val/mse",
