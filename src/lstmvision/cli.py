@@ -66,14 +66,19 @@ class LstmVisionCLI(LightningCLI):
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="root folder of all runs")
 
+    @property
+    def _run_config(self) -> Any:
+        """The parsed configuration of this run (of its subcommand, when there is one)."""
+        return self.config[self.subcommand] if self.subcommand else self.config
+
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
+        config = self._run_config
         # checkpoints hold only tensors and plain values; never unpickle code from a checkpoint file
         if "weights_only" in config:
             config.weights_only = True
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self.config[self.subcommand] if self.subcommand else self.config
+        config = self._run_config
         if config.trainer.get("default_root_dir") is None:
             # without a logger (e.g. fast_dev_run) Lightning writes here; keep it inside the runs folder
             kwargs["default_root_dir"] = str(Path(config.runs_dir) / config.experiment)

@@ -120,6 +120,7 @@ class VideoPredictionTask(L.LightningModule):
         return self.predictor.total_length
 
     def _clips(self, batch: Tensor | tuple | list, need: int) -> Tensor:
+        # need: total_length to train and evaluate, input_length to forecast
         frames = batch[0] if isinstance(batch, (tuple, list)) else batch
         if frames.dim() != 5:
             raise ValueError(
@@ -127,8 +128,7 @@ class VideoPredictionTask(L.LightningModule):
             )
         if frames.shape[1] < need:
             raise ValueError(
-                f"VideoPredictionTask needs clips of at least {need} frames (total_length of the model), "
-                f"got {frames.shape[1]}"
+                f"VideoPredictionTask needs clips of at least {need} frames, got {frames.shape[1]}"
             )
         return frames[:, :need]
 
@@ -253,9 +253,8 @@ class VideoPredictionTask(L.LightningModule):
 
     # --------------------------------------------------------------------------------------- prediction
     def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        frames = batch[0] if isinstance(batch, (tuple, list)) else batch
         future = self.predict_future or self.total_length - self.input_length
-        pred = self._forecast(self._clips(frames, self.input_length), future)
+        pred = self._forecast(self._clips(batch, self.input_length), future)
         self._predictions.append(pred.detach().cpu())
         return pred
 
