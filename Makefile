@@ -40,6 +40,7 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/convlstm.py
+	$(BIN)/python benchmarks/e3d_predrnn.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache .mypy_cache

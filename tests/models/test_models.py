@@ -14,6 +14,18 @@ SMALL: dict[str, tuple[dict, tuple[int, ...]]] = {
         dict(num_hidden=[6, 5], filter_size=3, patch_size=2, input_length=3, total_length=5, layer_norm=True),
         (2, 5, 1, 8, 8),
     ),
+    "predrnn": (
+        dict(num_hidden=[6, 5], filter_size=3, patch_size=2, input_length=3, total_length=5, layer_norm=True),
+        (2, 5, 1, 8, 8),
+    ),
+    "e3d_lstm": (
+        dict(num_hidden=[6, 5], filter_size=3, patch_size=2, input_length=3, total_length=5, recall_window=2),
+        (2, 5, 1, 8, 8),
+    ),
+    "e3d_lstm_classifier": (
+        dict(num_classes=3, num_hidden=[6, 5], filter_size=3, patch_size=2, observed_fraction=0.6),
+        (2, 5, 1, 8, 8),
+    ),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -75,6 +77,44 @@ def test_sampling_schedule_follows_the_release() -> None:
     assert _model(sampling_changing_rate=0.5, sampling_stop_iter=100).sampling_probability(5) == 0.0
 
 
+def test_reverse_scheduled_sampling_follows_predrnn_v2() -> None:
+    model = _model(
+        reverse_scheduled_sampling=True, r_sampling_step_1=10, r_sampling_step_2=30, r_exp_alpha=5.0
+    )
+    assert (model.input_sampling_probability(0), model.sampling_probability(0)) == (0.5, 0.5)
+    assert model.input_sampling_probability(15) == pytest.approx(1.0 - 0.5 * math.exp(-1.0))
+    assert model.sampling_probability(20) == pytest.approx(0.25)
+    assert (model.input_sampling_probability(30), model.sampling_probability(30)) == (1.0, 0.0)
+    # without the option every observed frame is read, whatever the iteration
+    assert _model().input_sampling_probability(0) == 1.0
+
+
+def test_input_sampling_probability_zero_feeds_own_predictions_from_step_one() -> None:
+    model = _model()
+    frames = torch.rand(2, 6, 1, 8, 8)
+    with torch.no_grad():
+        out = model(frames, input_sampling_prob=0.0)
+        ref = _reference(model, frames, [frames[:, 0], None, None, None, None])
+        mixed = model(frames, input_sampling_prob=0.0, sampling_prob=1.0)
+        ref_mixed = _reference(model, frames, [frames[:, 0], None, None, frames[:, 3], frames[:, 4]])
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(mixed, ref_mixed, rtol=0, atol=1e-6)
+
+
+def test_sampling_draws_are_per_clip_and_step() -> None:
+    model = _model()
+    frames = torch.rand(64, 6, 1, 8, 8)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        out = model(frames, sampling_prob=0.5)
+        own = model(frames)
+        truth = model(frames, sampling_prob=1.0)
+    # step 3 reads frame 3 or the prediction: its output (frame 4's prediction) matches one of the two
+    as_truth = (out[:, 3] - truth[:, 3]).flatten(1).abs().amax(1) < 1e-6
+    as_own = (out[:, 3] - own[:, 3]).flatten(1).abs().amax(1) < 1e-6
+    assert bool((as_truth | as_own).all()) and 10 < int(as_truth.sum()) < 54
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -82,6 +122,11 @@ def test_sampling_schedule_follows_the_release() -> None:
         (dict(num_hidden=[]), "num_hidden must be a non-empty list"),
         (dict(patch_size=0), "patch_size must be >= 1"),
         (dict(sampling_start_value=1.5), r"sampling_start_value must be in \[0, 1\]"),
+        (
+            dict(r_sampling_step_1=9, r_sampling_step_2=9),
+            "r_sampling_step_1 < r_sampling_step_2, got 9 and 9",
+        ),
+        (dict(r_exp_alpha=0.0), "r_exp_alpha must be > 0"),
     ],
 )
 def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:
@@ -99,6 +144,11 @@ def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:
         (torch.zeros(2, 6, 1, 8, 8, dtype=torch.uint8), {}, "floating-point frames, got dtype torch.uint8"),
         (torch.rand(2, 4, 1, 8, 8), dict(sampling_prob=0.5), "expected at least 5 frames, got 4"),
         (torch.rand(2, 6, 1, 8, 8), dict(future=0), "future must be >= 1"),
+        (
+            torch.rand(2, 6, 1, 8, 8),
+            dict(input_sampling_prob=1.5),
+            r"input_sampling_prob must be in \[0, 1\]",
+        ),
     ],
 )
 def test_bad_input_is_refused(frames: torch.Tensor, kwargs: dict, message: str) -> None:

@@ -127,3 +127,24 @@ def test_short_clips_are_refused() -> None:
     task = _task()
     with pytest.raises(ValueError, match="needs clips of at least 6 frames"):
         task.training_step(torch.rand(2, 4, 1, 12, 12), 0)
+
+
+def test_reverse_input_trains_on_forward_and_backward_clips() -> None:
+    clips = _moving_squares(3)
+    seen: list[torch.Tensor] = []
+
+    class _Recorder(ConvLSTMPredictor):
+        def forward(self, frames: torch.Tensor, **kwargs: object) -> torch.Tensor:
+            seen.append(frames)
+            return super().forward(frames, **kwargs)  # type: ignore[arg-type]
+
+    torch.manual_seed(0)
+    model = _Recorder(num_hidden=[4], filter_size=3, patch_size=2, input_length=3, total_length=6)
+    task = VideoPredictionTask(model, reverse_input=True)
+    with torch.no_grad():
+        loss = task.training_step(clips, 0)
+        both = torch.cat([clips, clips.flip(1)])
+        # at step 0 the schedule feeds every true frame (sampling probability 1)
+        expected = torch.nn.functional.mse_loss(model(both, sampling_prob=1.0), both[:, 1:])
+    torch.testing.assert_close(seen[0], both, rtol=0, atol=0)
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)

@@ -1,5 +1,17 @@
 """Recurrent cells, one per module, each with its sequence wrapper."""
 
 from lstmvision.cells.convlstm import ConvLSTM, ConvLSTMCell, ConvLSTMState
+from lstmvision.cells.e3dlstm import Eidetic3DLSTM, Eidetic3DLSTMCell, Eidetic3DLSTMState
+from lstmvision.cells.stlstm import SpatioTemporalLSTM, SpatioTemporalLSTMCell, SpatioTemporalLSTMState
 
-__all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
+__all__ = [
+    "ConvLSTM",
+    "ConvLSTMCell",
+    "ConvLSTMState",
+    "Eidetic3DLSTM",
+    "Eidetic3DLSTMCell",
+    "Eidetic3DLSTMState",
+    "SpatioTemporalLSTM",
+    "SpatioTemporalLSTMCell",
+    "SpatioTemporalLSTMState",
+]

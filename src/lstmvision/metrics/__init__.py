@@ -10,3 +10,7 @@ from lstmvision.metrics.video import (
 )
 
 __all__ = ["METRIC_NAMES", "VideoMetrics", "frame_mae", "frame_mse", "frame_psnr", "frame_ssim"]
+
+from lstmvision.metrics.classification import ClassificationMetrics
+
+__all__ += ["ClassificationMetrics"]

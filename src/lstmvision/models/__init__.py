@@ -1,6 +1,18 @@
 """Task networks assembled from cells, layers and encoders, registered by name."""
 
-from lstmvision.models.predictor import ConvLSTMPredictor
+from lstmvision.models.e3d_lstm import E3DLSTMClassifier, E3DLSTMPredictor
+from lstmvision.models.predictor import ConvLSTMPredictor, RecurrentPredictor
+from lstmvision.models.predrnn import PredRNNPredictor
 from lstmvision.models.registry import create_model, get_model_factory, list_models, register_model
 
-__all__ = ["ConvLSTMPredictor", "create_model", "get_model_factory", "list_models", "register_model"]
+__all__ = [
+    "ConvLSTMPredictor",
+    "E3DLSTMClassifier",
+    "E3DLSTMPredictor",
+    "PredRNNPredictor",
+    "RecurrentPredictor",
+    "create_model",
+    "get_model_factory",
+    "list_models",
+    "register_model",
+]

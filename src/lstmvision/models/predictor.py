@@ -1,17 +1,24 @@
-"""Recurrent next-frame video predictor (Shi et al. 2015; the E3D-LSTM/PredRNN release's training scheme).
+"""Recurrent next-frame video predictors: the shared rollout and the ConvLSTM predictor (Shi et al. 2015).
 
-Frames are cut into ``patch_size × patch_size`` patches stacked on the channel axis (space-to-depth, as
-the E3D-LSTM and PredRNN releases do), a stack of ConvLSTM cells runs over them, and a 1×1 convolution
-maps the top hidden state back to a patched frame. The first ``input_length`` frames are observed; after
-them the model feeds its own predictions back in, up to ``total_length`` frames (or any horizon chosen
-at inference). Scheduled sampling follows the release: during training each future step takes the true
-frame with probability ``eta``, which starts at ``sampling_start_value`` and falls by
-``sampling_changing_rate`` per iteration until ``sampling_stop_iter``.
+Every predictor here follows the training scheme of the PredRNN / E3D-LSTM releases. Frames are cut into
+``patch_size × patch_size`` patches stacked on the channel axis (space-to-depth), a stack of recurrent
+cells runs over them, and a head maps the top hidden state back to a patched frame. The first
+``input_length`` frames are observed; after them the model feeds its own predictions back in, up to
+``total_length`` frames (or any horizon chosen at inference).
+
+Scheduled sampling follows the E3D-LSTM release: during training each future step takes the true frame
+with probability ``eta``, which starts at ``sampling_start_value`` and falls by
+``sampling_changing_rate`` per iteration until ``sampling_stop_iter``. PredRNN-v2's *reverse* scheduled
+sampling (Wang et al., TPAMI 2022) is an option: observed steps then also read the model's own
+prediction with a probability that falls from 0.5 to 0 (docs/predictor.md gives both schedules).
 """
 
 from __future__ import annotations
 
+import abc
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,29 +27,232 @@ from torch import Tensor, nn
 from lstmvision.cells import ConvLSTMCell, ConvLSTMState
 from lstmvision.models.registry import register_model
 
-__all__ = ["ConvLSTMPredictor"]
+__all__ = ["ConvLSTMPredictor", "RecurrentPredictor"]
 
 
-@register_model("convlstm")
-class ConvLSTMPredictor(nn.Module):
-    """ConvLSTM encoder-forecaster predicting every next frame of a clip.
+def _check_positive(**values: int) -> None:
+    for key, value in values.items():
+        if value < 1:
+            raise ValueError(f"{key} must be >= 1, got {value}")
+
+
+def check_num_hidden(num_hidden: Sequence[int]) -> list[int]:
+    """``num_hidden`` as a list of positive ints, or a ValueError naming it."""
+    sizes = list(num_hidden)
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"num_hidden must be a non-empty list of positive sizes, got {sizes}")
+    return sizes
+
+
+class RecurrentPredictor(nn.Module, abc.ABC):
+    """Patching, input checks, scheduled sampling and the autoregressive rollout shared by predictors.
+
+    A subclass builds its cells and head and implements :meth:`step`, which reads the patched frames fed
+    so far and returns the next patched frame. Everything else — which frame is fed at each step, the
+    horizon, scheduled sampling — lives here, once.
 
     Args:
         in_channels: channels of a frame (1 for Moving MNIST and KTH).
         patch_size: side of the square patches folded into channels; must divide the frame size.
-        num_hidden: hidden channels of each stacked cell (the release's ``--num_hidden``).
-        filter_size: kernel size of every cell's convolutions (``--filter_size``).
         input_length: observed frames (``--input_length``).
         total_length: observed plus predicted frames used in training (``--total_length``).
-        layer_norm: normalise each cell's gates (``--layer_norm``).
         sampling_start_value: probability of feeding the true frame at iteration 0.
         sampling_changing_rate: decrease of that probability per training iteration.
         sampling_stop_iter: iteration from which only the model's own predictions are fed back.
+        reverse_scheduled_sampling: PredRNN-v2's schedule (then the three ``sampling_*`` values above are
+            not used): observed steps read the true frame with probability rising from 0.5 to 1 and
+            future steps with probability falling from 0.5 to 0, both between ``r_sampling_step_1`` and
+            ``r_sampling_step_2``.
+        r_sampling_step_1: iteration where both reverse-sampling probabilities start to move.
+        r_sampling_step_2: iteration where they reach 1 (observed) and 0 (future).
+        r_exp_alpha: time constant of the exponential rise of the observed-step probability.
 
     Shape:
         - frames: ``(B, T, C, H, W)`` with ``T >= input_length``, values in [0, 1].
         - output: ``(B, input_length - 1 + future, C, H, W)``: the prediction of frames
           ``1 … input_length + future - 1`` (each made from the frames before it).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        patch_size: int,
+        input_length: int,
+        total_length: int,
+        sampling_start_value: float,
+        sampling_changing_rate: float,
+        sampling_stop_iter: int,
+        reverse_scheduled_sampling: bool,
+        r_sampling_step_1: int,
+        r_sampling_step_2: int,
+        r_exp_alpha: float,
+    ) -> None:
+        super().__init__()
+        _check_positive(in_channels=in_channels, patch_size=patch_size, input_length=input_length)
+        if total_length <= input_length:
+            raise ValueError(
+                f"total_length must be greater than input_length, got total_length={total_length}, "
+                f"input_length={input_length}"
+            )
+        if not 0.0 <= sampling_start_value <= 1.0:
+            raise ValueError(f"sampling_start_value must be in [0, 1], got {sampling_start_value}")
+        if sampling_changing_rate < 0 or sampling_stop_iter < 0:
+            raise ValueError(
+                "sampling_changing_rate and sampling_stop_iter must be >= 0, got "
+                f"{sampling_changing_rate} and {sampling_stop_iter}"
+            )
+        if not 0 <= r_sampling_step_1 < r_sampling_step_2:
+            raise ValueError(
+                "reverse sampling needs 0 <= r_sampling_step_1 < r_sampling_step_2, got "
+                f"{r_sampling_step_1} and {r_sampling_step_2}"
+            )
+        if r_exp_alpha <= 0:
+            raise ValueError(f"r_exp_alpha must be > 0, got {r_exp_alpha}")
+        self.in_channels = in_channels
+        self.patch_size = patch_size
+        self.input_length = input_length
+        self.total_length = total_length
+        self.sampling_start_value = sampling_start_value
+        self.sampling_changing_rate = sampling_changing_rate
+        self.sampling_stop_iter = sampling_stop_iter
+        self.reverse_scheduled_sampling = reverse_scheduled_sampling
+        self.r_sampling_step_1 = r_sampling_step_1
+        self.r_sampling_step_2 = r_sampling_step_2
+        self.r_exp_alpha = r_exp_alpha
+
+    @property
+    def patch_channels(self) -> int:
+        """Channels of a patched frame, ``in_channels * patch_size**2``."""
+        return self.in_channels * self.patch_size**2
+
+    @property
+    def future_length(self) -> int:
+        """Frames predicted after the observed ones in training (``total_length - input_length``)."""
+        return self.total_length - self.input_length
+
+    # ------------------------------------------------------------------------------ scheduled sampling
+    def sampling_probability(self, iteration: int) -> float:
+        """Probability that a future step reads the true frame at a training iteration."""
+        if self.reverse_scheduled_sampling:
+            start, stop = self.r_sampling_step_1, self.r_sampling_step_2
+            if iteration < start:
+                return 0.5
+            return max(0.5 - 0.5 * (iteration - start) / (stop - start), 0.0)
+        if iteration >= self.sampling_stop_iter:
+            return 0.0
+        return max(self.sampling_start_value - self.sampling_changing_rate * iteration, 0.0)
+
+    def input_sampling_probability(self, iteration: int) -> float:
+        """Probability that an observed step (after the first) reads the true frame; 1 without reverse."""
+        if not self.reverse_scheduled_sampling or iteration >= self.r_sampling_step_2:
+            return 1.0
+        if iteration < self.r_sampling_step_1:
+            return 0.5
+        return 1.0 - 0.5 * math.exp(-(iteration - self.r_sampling_step_1) / self.r_exp_alpha)
+
+    # ------------------------------------------------------------------------------------------ rollout
+    @abc.abstractmethod
+    def step(self, fed: list[Tensor], state: Any) -> tuple[Tensor, Any]:
+        """Predict the next patched frame from the patched frames ``fed`` so far (the last is the newest).
+
+        ``state`` is what the previous call returned (``None`` at the first step).
+        """
+
+    def forward(
+        self,
+        frames: Tensor,
+        *,
+        future: int | None = None,
+        sampling_prob: float = 0.0,
+        input_sampling_prob: float = 1.0,
+    ) -> Tensor:
+        """Predict each next frame; after ``input_length`` frames feed predictions back ``future`` times.
+
+        ``sampling_prob`` > 0 (training) feeds, per clip and future step, the true frame with that
+        probability instead of the prediction, so ``frames`` must then hold ``input_length + future - 1``
+        frames. ``input_sampling_prob`` < 1 (reverse scheduled sampling) feeds, per clip and observed
+        step after the first, the model's own prediction with probability ``1 - input_sampling_prob``.
+        """
+        future = self.future_length if future is None else future
+        self._check_input(frames, future, sampling_prob, input_sampling_prob)
+        B, T = frames.shape[:2]
+        p = self.patch_size
+        steps = self.input_length + future - 1
+
+        # (B, T, C, H, W) -> (B, T, C*p*p, H/p, W/p): space-to-depth on every frame at once
+        patches = F.pixel_unshuffle(frames.flatten(0, 1), p).unflatten(0, (B, T))
+        # per clip and step: read the true frame? One Bernoulli draw shared by all pixels (as the releases)
+        use_truth = torch.ones(B, steps, 1, 1, 1, dtype=torch.bool, device=frames.device)
+        if input_sampling_prob < 1.0:
+            draws = torch.rand(B, self.input_length - 1, 1, 1, 1, device=frames.device)
+            use_truth[:, 1 : self.input_length] = draws < input_sampling_prob
+        use_truth[:, self.input_length :] = (
+            torch.rand(B, steps - self.input_length, 1, 1, 1, device=frames.device) < sampling_prob
+        )
+        fed: list[Tensor] = []
+        outputs: list[Tensor] = []
+        state: Any = None
+        for t in range(steps):
+            if t == 0:
+                x = patches[:, 0]
+            elif t < self.input_length and input_sampling_prob >= 1.0:
+                x = patches[:, t]
+            elif t >= self.input_length and sampling_prob <= 0.0:
+                x = outputs[-1]
+            else:
+                x = torch.where(use_truth[:, t], patches[:, t], outputs[-1])
+            fed.append(x)
+            prediction, state = self.step(fed, state)
+            outputs.append(prediction)
+        out = torch.stack(outputs, dim=1)  # (B, steps, C*p*p, H/p, W/p)
+        return F.pixel_shuffle(out.flatten(0, 1), p).unflatten(0, (B, steps))  # (B, steps, C, H, W)
+
+    def _check_input(
+        self, frames: Tensor, future: int, sampling_prob: float, input_sampling_prob: float
+    ) -> None:
+        name = type(self).__name__
+        if frames.dim() != 5:
+            raise ValueError(f"{name} expects frames (B, T, C, H, W), got shape {tuple(frames.shape)}")
+        if not frames.is_floating_point():
+            raise ValueError(f"{name} expects floating-point frames, got dtype {frames.dtype}")
+        _, T, C, H, W = frames.shape
+        if C != self.in_channels:
+            raise ValueError(
+                f"{name} expects {self.in_channels} channels, got {C} (shape {tuple(frames.shape)})"
+            )
+        if H % self.patch_size or W % self.patch_size:
+            raise ValueError(f"patch_size {self.patch_size} must divide the frame size, got {H}x{W}")
+        if T < self.input_length:
+            raise ValueError(f"{name} needs at least input_length={self.input_length} frames, got {T}")
+        if future < 1:
+            raise ValueError(f"future must be >= 1, got {future}")
+        for key, value in (("sampling_prob", sampling_prob), ("input_sampling_prob", input_sampling_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{key} must be in [0, 1], got {value}")
+        if sampling_prob > 0.0 and T < self.input_length + future - 1:
+            raise ValueError(
+                f"scheduled sampling needs the true frames: expected at least {self.input_length + future - 1} "
+                f"frames, got {T}"
+            )
+
+
+@register_model("convlstm")
+class ConvLSTMPredictor(RecurrentPredictor):
+    """ConvLSTM encoder-forecaster predicting every next frame of a clip.
+
+    Args:
+        in_channels, patch_size, input_length, total_length: see :class:`RecurrentPredictor`.
+        num_hidden: hidden channels of each stacked cell (the release's ``--num_hidden``).
+        filter_size: kernel size of every cell's convolutions (``--filter_size``).
+        layer_norm: normalise each cell's gates (``--layer_norm``).
+        sampling_start_value, sampling_changing_rate, sampling_stop_iter, reverse_scheduled_sampling,
+            r_sampling_step_1, r_sampling_step_2, r_exp_alpha: scheduled sampling, see
+            :class:`RecurrentPredictor`.
+
+    Shape:
+        - frames: ``(B, T, C, H, W)`` with ``T >= input_length``, values in [0, 1].
+        - output: ``(B, input_length - 1 + future, C, H, W)``.
     """
 
     def __init__(
@@ -58,118 +268,38 @@ class ConvLSTMPredictor(nn.Module):
         sampling_start_value: float = 1.0,
         sampling_changing_rate: float = 2e-5,
         sampling_stop_iter: int = 50000,
+        reverse_scheduled_sampling: bool = False,
+        r_sampling_step_1: int = 25000,
+        r_sampling_step_2: int = 50000,
+        r_exp_alpha: float = 5000.0,
     ) -> None:
-        super().__init__()
-        num_hidden = list(num_hidden)
-        for key, value in (
-            ("in_channels", in_channels),
-            ("patch_size", patch_size),
-            ("filter_size", filter_size),
-            ("input_length", input_length),
-        ):
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        if not num_hidden or min(num_hidden) < 1:
-            raise ValueError(f"num_hidden must be a non-empty list of positive sizes, got {num_hidden}")
-        if total_length <= input_length:
-            raise ValueError(
-                f"total_length must be greater than input_length, got total_length={total_length}, "
-                f"input_length={input_length}"
-            )
-        if not 0.0 <= sampling_start_value <= 1.0:
-            raise ValueError(f"sampling_start_value must be in [0, 1], got {sampling_start_value}")
-        if sampling_changing_rate < 0 or sampling_stop_iter < 0:
-            raise ValueError(
-                "sampling_changing_rate and sampling_stop_iter must be >= 0, got "
-                f"{sampling_changing_rate} and {sampling_stop_iter}"
-            )
-        self.in_channels = in_channels
-        self.patch_size = patch_size
-        self.input_length = input_length
-        self.total_length = total_length
-        self.sampling_start_value = sampling_start_value
-        self.sampling_changing_rate = sampling_changing_rate
-        self.sampling_stop_iter = sampling_stop_iter
-
-        patch_channels = in_channels * patch_size**2
-        sizes = [patch_channels, *num_hidden]
+        super().__init__(
+            in_channels,
+            patch_size=patch_size,
+            input_length=input_length,
+            total_length=total_length,
+            sampling_start_value=sampling_start_value,
+            sampling_changing_rate=sampling_changing_rate,
+            sampling_stop_iter=sampling_stop_iter,
+            reverse_scheduled_sampling=reverse_scheduled_sampling,
+            r_sampling_step_1=r_sampling_step_1,
+            r_sampling_step_2=r_sampling_step_2,
+            r_exp_alpha=r_exp_alpha,
+        )
+        sizes = [self.patch_channels, *check_num_hidden(num_hidden)]
+        _check_positive(filter_size=filter_size)
         self.cells = nn.ModuleList(
             ConvLSTMCell(sizes[i], sizes[i + 1], filter_size, layer_norm=layer_norm)
-            for i in range(len(num_hidden))
+            for i in range(len(sizes) - 1)
         )
         # the release's output head: a 1x1 convolution from the top hidden state, no bias, no squashing
-        self.head = nn.Conv2d(num_hidden[-1], patch_channels, kernel_size=1, bias=False)
+        self.head = nn.Conv2d(sizes[-1], self.patch_channels, kernel_size=1, bias=False)
 
-    @property
-    def future_length(self) -> int:
-        """Frames predicted after the observed ones in training (``total_length - input_length``)."""
-        return self.total_length - self.input_length
-
-    def sampling_probability(self, iteration: int) -> float:
-        """Probability of feeding a true future frame at a training iteration (scheduled sampling)."""
-        if iteration >= self.sampling_stop_iter:
-            return 0.0
-        return max(self.sampling_start_value - self.sampling_changing_rate * iteration, 0.0)
-
-    def forward(self, frames: Tensor, *, future: int | None = None, sampling_prob: float = 0.0) -> Tensor:
-        """Predict each next frame; after ``input_length`` frames feed predictions back ``future`` times.
-
-        ``sampling_prob`` > 0 (training) feeds, per clip and step, the true frame with that probability
-        instead of the prediction, so ``frames`` must then hold ``input_length + future - 1`` frames.
-        """
-        future = self.future_length if future is None else future
-        self._check_input(frames, future, sampling_prob)
-        B, T = frames.shape[:2]
-        p = self.patch_size
-        steps = self.input_length + future - 1
-
-        # (B, T, C, H, W) -> (B, T, C*p*p, H/p, W/p): space-to-depth on every frame at once
-        patches = F.pixel_unshuffle(frames.flatten(0, 1), p).unflatten(0, (B, T))
-        if sampling_prob > 0.0:
-            n_mixed = steps - self.input_length
-            # one Bernoulli draw per clip and future step, shared by all pixels (as in the release)
-            use_truth = torch.rand(B, n_mixed, 1, 1, 1, device=frames.device) < sampling_prob
-        states: list[ConvLSTMState | None] = [None] * len(self.cells)
-        outputs = []
-        prediction = patches[:, 0]
-        for t in range(steps):
-            if t < self.input_length:
-                x = patches[:, t]
-            elif sampling_prob > 0.0:
-                x = torch.where(use_truth[:, t - self.input_length], patches[:, t], prediction)
-            else:
-                x = prediction
-            for i, cell in enumerate(self.cells):
-                x, states[i] = cell(x, states[i])
-            prediction = self.head(x)
-            outputs.append(prediction)
-        out = torch.stack(outputs, dim=1)  # (B, steps, C*p*p, H/p, W/p)
-        return F.pixel_shuffle(out.flatten(0, 1), p).unflatten(0, (B, steps))  # (B, steps, C, H, W)
-
-    def _check_input(self, frames: Tensor, future: int, sampling_prob: float) -> None:
-        if frames.dim() != 5:
-            raise ValueError(
-                f"ConvLSTMPredictor expects frames (B, T, C, H, W), got shape {tuple(frames.shape)}"
-            )
-        if not frames.is_floating_point():
-            raise ValueError(f"ConvLSTMPredictor expects floating-point frames, got dtype {frames.dtype}")
-        _, T, C, H, W = frames.shape
-        if C != self.in_channels:
-            raise ValueError(
-                f"ConvLSTMPredictor expects {self.in_channels} channels, got {C} (shape {tuple(frames.shape)})"
-            )
-        if H % self.patch_size or W % self.patch_size:
-            raise ValueError(f"patch_size {self.patch_size} must divide the frame size, got {H}x{W}")
-        if T < self.input_length:
-            raise ValueError(
-                f"ConvLSTMPredictor needs at least input_length={self.input_length} frames, got {T}"
-            )
-        if future < 1:
-            raise ValueError(f"future must be >= 1, got {future}")
-        if not 0.0 <= sampling_prob <= 1.0:
-            raise ValueError(f"sampling_prob must be in [0, 1], got {sampling_prob}")
-        if sampling_prob > 0.0 and T < self.input_length + future - 1:
-            raise ValueError(
-                f"scheduled sampling needs the true frames: expected at least {self.input_length + future - 1} "
-                f"frames, got {T}"
-            )
+    def step(
+        self, fed: list[Tensor], state: list[ConvLSTMState | None] | None
+    ) -> tuple[Tensor, list[ConvLSTMState | None]]:
+        states: list[ConvLSTMState | None] = state if state is not None else [None] * len(self.cells)
+        x = fed[-1]
+        for i, cell in enumerate(self.cells):
+            x, states[i] = cell(x, states[i])
+        return self.head(x), states

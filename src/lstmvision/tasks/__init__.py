@@ -3,3 +3,7 @@
 from lstmvision.tasks.prediction import VideoPredictionTask
 
 __all__ = ["VideoPredictionTask"]
+
+from lstmvision.tasks.classification import VideoClassificationTask
+
+__all__ += ["VideoClassificationTask"]

@@ -31,8 +31,15 @@ class _Predictor(Protocol):
 
     def sampling_probability(self, iteration: int) -> float: ...
 
+    def input_sampling_probability(self, iteration: int) -> float: ...
+
     def __call__(
-        self, frames: Tensor, *, future: int | None = None, sampling_prob: float = 0.0
+        self,
+        frames: Tensor,
+        *,
+        future: int | None = None,
+        sampling_prob: float = 0.0,
+        input_sampling_prob: float = 1.0,
     ) -> Tensor: ...
 
 
@@ -48,12 +55,16 @@ class VideoPredictionTask(L.LightningModule):
     ``per_frame_metrics.png``, ``predictions.gif`` and optionally PNG frames into the run directory.
 
     Args:
-        model: a predictor with ``input_length``, ``total_length``, ``sampling_probability(iteration)``
-            and ``forward(frames, *, future, sampling_prob)`` (e.g. ``ConvLSTMPredictor``).
+        model: a predictor with ``input_length``, ``total_length``, ``sampling_probability(iteration)``,
+            ``input_sampling_probability(iteration)`` and
+            ``forward(frames, *, future, sampling_prob, input_sampling_prob)`` (every
+            :class:`~lstmvision.models.RecurrentPredictor`).
         lr: learning rate.
         optimizer: ``"adam"`` (the release's choice) or ``"adamw"``.
         weight_decay: weight decay of the optimiser.
         l1_weight: weight of the added L1 term (0 = plain MSE).
+        reverse_input: also train on every clip played backwards (the releases' ``--reverse_input``);
+            the loss is the mean of the forward and backward losses.
         lr_schedule: ``"constant"`` or ``"cosine"`` annealing over the trainer's total steps.
         gif_samples: test clips shown in ``predictions.gif``.
         save_frames: test clips whose frames are written as PNG (the release's ``--num_save_samples``
@@ -69,13 +80,14 @@ class VideoPredictionTask(L.LightningModule):
         optimizer: Literal["adam", "adamw"] = "adam",
         weight_decay: float = 0.0,
         l1_weight: float = 0.0,
+        reverse_input: bool = False,
         lr_schedule: Literal["constant", "cosine"] = "constant",
         gif_samples: int = 4,
         save_frames: int = 0,
         predict_future: int | None = None,
     ) -> None:
         super().__init__()
-        for attr in ("input_length", "total_length", "sampling_probability"):
+        for attr in ("input_length", "total_length", "sampling_probability", "input_sampling_probability"):
             if not hasattr(model, attr):
                 raise ValueError(
                     f"VideoPredictionTask needs a predictor model with {attr!r}, got {type(model).__name__}"
@@ -97,6 +109,7 @@ class VideoPredictionTask(L.LightningModule):
         self.optimizer_name = optimizer
         self.weight_decay = weight_decay
         self.l1_weight = l1_weight
+        self.reverse_input = reverse_input
         self.lr_schedule = lr_schedule
         self.gif_samples = gif_samples
         self.save_frames = save_frames
@@ -135,7 +148,12 @@ class VideoPredictionTask(L.LightningModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         frames = self._clips(batch, self.total_length)
         eta = self.predictor.sampling_probability(self.global_step)
-        pred = self.predictor(frames, sampling_prob=eta)  # (B, T-1, C, H, W): frames 1..T-1
+        r_eta = self.predictor.input_sampling_probability(self.global_step)
+        if self.reverse_input:
+            # the backward clips join the batch: one rollout, and the mean loss weighs both halves alike
+            frames = torch.cat([frames, frames.flip(1)])
+        # (B, T-1, C, H, W): the predictions of frames 1..T-1
+        pred = self.predictor(frames, sampling_prob=eta, input_sampling_prob=r_eta)
         target = frames[:, 1:]
         mse = F.mse_loss(pred, target)
         loss = mse + self.l1_weight * F.l1_loss(pred, target) if self.l1_weight else mse
@@ -143,6 +161,8 @@ class VideoPredictionTask(L.LightningModule):
             raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sampling_prob", eta)
+        if r_eta < 1.0:
+            self.log("train/input_sampling_prob", r_eta)
         return loss
 
     def _forecast(self, frames: Tensor, future: int) -> Tensor:

@@ -1,0 +1,445 @@
+"""Spatiotemporal LSTM, the cell of PredRNN (Wang et al., 2017), and its zigzag stack.
+
+Paper: "PredRNN: Recurrent Neural Networks for Predictive Learning using Spatiotemporal LSTMs",
+NeurIPS 2017, https://papers.nips.cc/paper/6689; release: https://github.com/thuml/predrnn-pytorch.
+Equations, memory flow and every difference from both are in docs/predrnn.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmvision.cells.convlstm import _channels_last, _check_rate, _pair, _reverse
+
+__all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
+
+# a state part given for several rows (layers x directions): stacked in one tensor, or one tensor per row
+_Rows = Tensor | Sequence[Tensor]
+
+
+class SpatioTemporalLSTMState(NamedTuple):
+    """State of one ST-LSTM layer after a step, each ``(B, Hc, H, W)``.
+
+    ``m`` is the spatiotemporal memory this layer produced (:math:`M^l_t`), handed to the layer above (or
+    from the top layer to layer 0 at the next step); the layer itself never reads it again.
+    """
+
+    h: Tensor
+    c: Tensor
+    m: Tensor
+
+
+class SpatioTemporalLSTMCell(nn.Module):
+    r"""One spatiotemporal LSTM step; ``*`` is a convolution, ``⊙`` the elementwise product.
+
+    .. math::
+        i_t = σ(W_{xi} * X_t + W_{hi} * H_{t-1} + b_i), \quad
+        f_t = σ(W_{xf} * X_t + W_{hf} * H_{t-1} + b_f), \quad
+        g_t = \tanh(W_{xg} * X_t + W_{hg} * H_{t-1} + b_g) \\
+        C_t = f_t ⊙ C_{t-1} + i_t ⊙ g_t \\
+        i'_t = σ(W'_{xi} * X_t + W_{mi} * M_{in} + b'_i), \quad
+        f'_t = σ(W'_{xf} * X_t + W_{mf} * M_{in} + b'_f), \quad
+        g'_t = \tanh(W'_{xg} * X_t + W_{mg} * M_{in} + b'_g) \\
+        M_t = f'_t ⊙ M_{in} + i'_t ⊙ g'_t \\
+        o_t = σ(W_{xo} * X_t + W_{ho} * H_{t-1} + W_{co} * C_t + W_{mo} * M_t + b_o) \\
+        H_t = o_t ⊙ \tanh(W_{1×1} * [C_t, M_t])
+
+    :math:`M_{in}` is the ``memory`` argument: in a stack, the memory the layer below produced at this
+    step, or the top layer's from the previous step for the bottom layer. ``input_conv`` holds the
+    seven :math:`W_{x\cdot}` and ``b`` with rows (i, f, g, o, i', f', g'), so its first four match
+    ``hidden_conv`` (rows i, f, g, o, as ``nn.LSTM``); ``memory_conv`` holds :math:`W_{m\cdot}` (rows
+    i', f', g'); ``output_conv`` holds :math:`[W_{co}, W_{mo}]` and ``fuse_conv`` the 1×1 kernel.
+
+    Args:
+        in_channels: channels C of ``x_t``.
+        hidden_channels: channels Hc of ``h``, ``c`` and the memory it produces.
+        kernel_size: of every convolution but the 1×1 ``fuse_conv`` and ``memory_proj``, int or
+            (kh, kw); "same" padding, stride 1; even sizes pad the extra row/column at the bottom/right.
+        memory_channels: channels of the incoming memory (default Hc). When it differs, ``memory_proj``
+            (1×1, no bias) maps :math:`M_{in}` to Hc channels for the :math:`f'_t ⊙ M_{in}` term.
+        bias: learn ``b`` (all seven gates); the forget parts f, f' start at 1.
+        layer_norm: normalise every gate's pre-activation terms per source (``GroupNorm`` with one
+            group per gate, over its Hc×H×W values); ``b`` is then the input norm's shift.
+
+    Shape:
+        - x_t: ``(B, C, H, W)``, any H, W; state: :class:`SpatioTemporalLSTMState` of ``(B, Hc, H, W)``;
+          memory: ``(B, memory_channels, H, W)``.
+        - output ``h_t`` and every part of the returned state: ``(B, Hc, H, W)``.
+
+    Differences from the reference implementation:
+        - One learnable bias per gate, zero at start but f, f' at 1; the release adds a constant 1.0 to
+          f and f' at every step (and its first version has a bias on every convolution).
+        - Layer norm is ``GroupNorm`` per gate, never ``nn.LayerNorm([k*Hc, H, W])`` over all gates with
+          per-pixel parameters, so the cell is not tied to one frame size.
+        - Even kernels keep the state's size (the release's padding does not).
+        - A ``None`` state or memory skips ``hidden_conv`` or ``memory_conv`` (their input is zero).
+        - ``memory_channels`` / ``memory_proj`` let stacked layers differ in width.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        kernel_size: int | tuple[int, int] = 5,
+        *,
+        memory_channels: int | None = None,
+        bias: bool = True,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        memory_channels = hidden_channels if memory_channels is None else memory_channels
+        if min(in_channels, hidden_channels, memory_channels) < 1:
+            raise ValueError(
+                f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}, "
+                f"memory={memory_channels}"
+            )
+        if layer_norm and not bias:
+            raise ValueError("layer_norm=True keeps the gate bias in the norm's shift; it needs bias=True")
+        self.in_channels, self.hidden_channels = in_channels, hidden_channels
+        self.memory_channels = memory_channels
+        self.kernel_size = kh, kw = _pair(kernel_size, "kernel_size", 1)
+        Hc = hidden_channels
+        # "same" at stride 1: an even kernel pads one more at the bottom/right, which Conv2d cannot do
+        odd = kh % 2 == 1 and kw % 2 == 1
+        self._pad = None if odd else ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
+        pad = (kh // 2, kw // 2) if odd else 0
+
+        def conv(cin: int, cout: int, with_bias: bool = False) -> nn.Conv2d:
+            return nn.Conv2d(cin, cout, self.kernel_size, padding=pad, bias=with_bias)
+
+        self.input_conv = conv(in_channels, 7 * Hc, bias and not layer_norm)
+        self.hidden_conv = conv(Hc, 4 * Hc)
+        self.memory_conv = conv(memory_channels, 3 * Hc)
+        self.output_conv = conv(2 * Hc, Hc)
+        self.fuse_conv = nn.Conv2d(2 * Hc, Hc, 1, bias=False)
+        self.memory_proj = None if memory_channels == Hc else nn.Conv2d(memory_channels, Hc, 1, bias=False)
+        self.norm_x = nn.GroupNorm(7, 7 * Hc) if layer_norm else None
+        self.norm_h = nn.GroupNorm(4, 4 * Hc) if layer_norm else None
+        self.norm_m = nn.GroupNorm(3, 3 * Hc) if layer_norm else None
+        self.norm_o = nn.GroupNorm(1, Hc) if layer_norm else None
+        shift = self.norm_x.bias if self.norm_x is not None else self.input_conv.bias
+        if shift is not None:
+            with torch.no_grad():
+                # forget biases (rows f and f') at 1, the release's forget_bias, so memories persist early on
+                shift.zero_()[Hc : 2 * Hc] = 1.0
+                shift[5 * Hc : 6 * Hc] = 1.0
+
+    def init_state(self, x_t: Tensor) -> SpatioTemporalLSTMState:
+        """Zero state for ``x_t`` ``(B, C, H, W)``."""
+        self._check_input(x_t)
+        B, _, H, W = x_t.shape
+        zeros = x_t.new_zeros(B, self.hidden_channels, H, W)
+        return SpatioTemporalLSTMState(zeros, zeros.clone(), zeros.clone())
+
+    def forward(
+        self, x_t: Tensor, state: SpatioTemporalLSTMState | None = None, memory: Tensor | None = None
+    ) -> tuple[Tensor, SpatioTemporalLSTMState]:
+        """One step; returns ``(h_t, SpatioTemporalLSTMState(h_t, c_t, m_t))``.
+
+        Args:
+            x_t: the input ``(B, C, H, W)``.
+            state: this layer's state after the previous step (its ``m`` is not read), or ``None``
+                for zeros.
+            memory: the incoming spatiotemporal memory :math:`M_{in}`, or ``None`` for zeros.
+        """
+        self._check_input(x_t)
+        B, _, H, W = x_t.shape
+        expected = (B, self.hidden_channels, H, W)
+        if state is not None:
+            if len(state) != 3:
+                raise ValueError(f"SpatioTemporalLSTMCell state must be (h, c, m), got {len(state)} tensors")
+            for name, tensor in zip(("h", "c", "m"), state):
+                if tuple(tensor.shape) != expected:
+                    raise ValueError(
+                        f"SpatioTemporalLSTMCell state {name} must be {expected}, got {tuple(tensor.shape)}"
+                    )
+        if memory is not None and tuple(memory.shape) != (B, self.memory_channels, H, W):
+            raise ValueError(
+                f"SpatioTemporalLSTMCell memory must be {(B, self.memory_channels, H, W)}, "
+                f"got {tuple(memory.shape)}"
+            )
+        h, c, m = self._step(x_t, None if state is None else (state[0], state[1]), memory)
+        return h, SpatioTemporalLSTMState(h, c, m)
+
+    def _conv(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
+        return conv(_channels_last(x if self._pad is None else F.pad(x, self._pad)))
+
+    def _step(
+        self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        # the time loop's fast path: the caller validated the shapes; returns (h_t, c_t, m_t)
+        Hc = self.hidden_channels
+        gates_x = self._conv(self.input_conv, x_t)  # (B, 7*Hc, H, W): i, f, g, o, i', f', g'
+        if self.norm_x is not None:
+            gates_x = self.norm_x(gates_x)
+        gates, gates_m = gates_x.split([4 * Hc, 3 * Hc], dim=1)  # (B, 4*Hc, H, W), (B, 3*Hc, H, W)
+        # a zero input adds no conv term; with layer norm the norm of zeros is its shift
+        if state is not None:
+            gates_h = self._conv(self.hidden_conv, state[0])
+            gates = gates + (gates_h if self.norm_h is None else self.norm_h(gates_h))
+        elif self.norm_h is not None:
+            gates = gates + self.norm_h.bias.view(1, -1, 1, 1)
+        if memory is not None:
+            gates_mem = self._conv(self.memory_conv, memory)
+            gates_m = gates_m + (gates_mem if self.norm_m is None else self.norm_m(gates_mem))
+        elif self.norm_m is not None:
+            gates_m = gates_m + self.norm_m.bias.view(1, -1, 1, 1)
+        i, f, g, o = gates.chunk(4, dim=1)  # each (B, Hc, H, W)
+        i_m, f_m, g_m = gates_m.chunk(3, dim=1)
+        c = torch.sigmoid(i) * torch.tanh(g)
+        if state is not None:
+            c = c + torch.sigmoid(f) * state[1]
+        m = torch.sigmoid(i_m) * torch.tanh(g_m)
+        if memory is not None:
+            carried = memory if self.memory_proj is None else self.memory_proj(_channels_last(memory))
+            m = m + torch.sigmoid(f_m) * carried
+        cm = torch.cat([c, m], dim=1)  # (B, 2*Hc, H, W), [C_t, M_t]
+        gates_o = self._conv(self.output_conv, cm)
+        o = o + (gates_o if self.norm_o is None else self.norm_o(gates_o))
+        h = torch.sigmoid(o) * torch.tanh(self.fuse_conv(cm))
+        return h, c, m
+
+    def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:
+        _check_frames(x_t, self.in_channels, who, "x_t (B, C, H, W)")
+
+
+class SpatioTemporalLSTM(nn.Module):
+    r"""Stacked :class:`SpatioTemporalLSTMCell` over clips with the zigzag memory, ``nn.LSTM``-like.
+
+    At step t, layer 0 receives the memory the top layer produced at t-1 (zeros, or ``m_0``, at the
+    first step) and layer l > 0 the memory layer l-1 has just produced; each layer reads the hidden
+    state of the layer below as input. Layer ``l`` of direction ``d`` is ``cells[l * D + d]`` (the row
+    order of ``h_n``. ``bidirectional=True`` builds two such stacks, the second reading each clip
+    backwards from its own last valid step; their top outputs are concatenated on channels.
+
+    Args:
+        in_channels: channels C of a frame.
+        hidden_channels: Hc of every layer (int) or one per layer (``num_layers`` ints).
+        kernel_size, bias, layer_norm: every cell's options (:class:`SpatioTemporalLSTMCell`).
+        num_layers: stacked layers L.
+        batch_first: ``x`` is ``(B, T, ...)``, else ``(T, B, ...)``; states are always batch second.
+        dropout: on each layer's ``h`` before the next layer reads it (not the top's), training only.
+        bidirectional: add a stack that reads each clip reversed.
+
+    Shape:
+        - x: ``(B, T, C, H, W)``; lengths: ``(B,)`` integers in ``[1, T]``.
+        - output: ``(B, T, D * Hc_top, H, W)``, zero at steps past a clip's length.
+        - state ``(h_0, c_0, m_0)`` and returned ``(h_n, c_n, m_n)``: ``h``, ``c`` ``(L * D, B, Hc, H, W)``
+          (lists of ``(B, Hc_l, H, W)`` when widths differ), ``m`` ``(D, B, Hc_top, H, W)``.
+
+    Differences from the reference implementation:
+        - ``bidirectional``, ``dropout``, ``lengths`` and initial states are not in the release. The two
+          directions do not exchange outputs between layers (``nn.LSTM``'s do): with the zigzag every
+          layer of a direction depends on the previous step of all its layers.
+        - Layers may differ in width: each cell maps its incoming memory with ``memory_proj``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int | Sequence[int],
+        kernel_size: int | tuple[int, int] = 5,
+        num_layers: int = 1,
+        *,
+        batch_first: bool = True,
+        bias: bool = True,
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
+        if len(hidden) != num_layers:
+            raise ValueError(
+                f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
+            )
+        _check_rate(dropout, "dropout")
+        self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
+        self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
+        self.num_directions = D = 2 if bidirectional else 1
+        self.cells = nn.ModuleList(
+            SpatioTemporalLSTMCell(
+                in_channels if layer == 0 else hidden[layer - 1],
+                hidden[layer],
+                kernel_size,
+                memory_channels=hidden[layer - 1],  # layer 0: the top layer's (hidden[-1])
+                bias=bias,
+                layer_norm=layer_norm,
+            )
+            for layer in range(num_layers)
+            for _ in range(D)
+        )
+
+    def step(
+        self, x_t: Tensor, states: list[SpatioTemporalLSTMState] | None, *, direction: int = 0
+    ) -> tuple[Tensor, list[SpatioTemporalLSTMState]]:
+        """One time step through every layer of one direction; returns ``(h_top, new states)``.
+
+        ``states`` holds one :class:`SpatioTemporalLSTMState` per layer from the previous step (``None``
+        at the first: zeros); layer 0 reads ``states[-1].m``, the top layer's memory.
+        """
+        cells = self._direction(direction)
+        cells[0]._check_input(x_t, "SpatioTemporalLSTM.step")
+        B, _, H, W = x_t.shape
+        if states is not None:
+            if len(states) != self.num_layers:
+                raise ValueError(f"states must hold {self.num_layers} layer states, got {len(states)}")
+            for layer, (state, Hc) in enumerate(zip(states, self.hidden_channels)):
+                if len(state) != 3:
+                    raise ValueError(f"states[{layer}] must be (h, c, m), got {len(state)} tensors")
+                for name, tensor in zip(("h", "c", "m"), state):
+                    if tuple(tensor.shape) != (B, Hc, H, W):
+                        raise ValueError(
+                            f"states[{layer}].{name} must be {(B, Hc, H, W)}, got {tuple(tensor.shape)}"
+                        )
+        hs, cs, ms = self._advance(
+            cells,
+            x_t,
+            None if states is None else [s[0] for s in states],
+            None if states is None else [s[1] for s in states],
+            None if states is None else states[-1][2],
+        )
+        return hs[-1], [SpatioTemporalLSTMState(*s) for s in zip(hs, cs, ms)]
+
+    def forward(
+        self,
+        x: Tensor,
+        state: tuple[_Rows, _Rows, _Rows] | None = None,
+        lengths: Tensor | None = None,
+    ) -> tuple[Tensor, tuple[_Rows, _Rows, Tensor]]:
+        """Run every layer over the clips; returns ``(output, (h_n, c_n, m_n))``."""
+        layout = "x (B, T, C, H, W)" if self.batch_first else "x (T, B, C, H, W)"
+        _check_frames(x, self.in_channels, "SpatioTemporalLSTM", layout)
+        if x.numel() == 0:
+            raise ValueError(f"SpatioTemporalLSTM expects a non-empty {layout}, got shape {tuple(x.shape)}")
+        x = x if self.batch_first else x.transpose(0, 1)  # (B, T, C, H, W)
+        B, T, _, H, W = x.shape
+        lengths = _check_lengths(lengths, B, T, x.device)
+        L, D = self.num_layers, self.num_directions
+        shapes = [(B, Hc, H, W) for Hc in self.hidden_channels for _ in range(D)]  # row l * D + d
+        initial = self._initial_state(state, shapes)
+        # a step at or past min_len may be padding; before it no clip needs masking
+        min_len = T if lengths is None else int(lengths.min())
+        index = None
+        if lengths is not None and min_len < T:
+            steps = torch.arange(T, device=x.device)[None, :]  # (1, T)
+            index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+        outputs, finals = [], []
+        for d in range(D):
+            rows = slice(d, L * D, D)  # this direction's rows of h_0 / h_n: layer l at l * D + d
+            start = (
+                (None, None, None) if initial is None else (initial[0][rows], initial[1][rows], initial[2][d])
+            )
+            out, last = self._run(d, x if d == 0 else _reverse(x, index), start, lengths, min_len)
+            outputs.append(out if d == 0 else _reverse(out, index))
+            finals.append(last)
+        y = torch.cat(outputs, dim=2) if D > 1 else outputs[0]  # (B, T, D*Hc_top, H, W)
+        y = y if self.batch_first else y.transpose(0, 1)
+        h_n = [finals[d][0][layer] for layer in range(L) for d in range(D)]  # nn.LSTM's row order
+        c_n = [finals[d][1][layer] for layer in range(L) for d in range(D)]
+        m_n = torch.stack([last[2] for last in finals])  # (D, B, Hc_top, H, W)
+        if len(set(shapes)) == 1:
+            return y, (torch.stack(h_n), torch.stack(c_n), m_n)
+        return y, (h_n, c_n, m_n)
+
+    def _run(
+        self,
+        direction: int,
+        x: Tensor,
+        start: tuple[list[Tensor] | None, list[Tensor] | None, Tensor | None],
+        lengths: Tensor | None,
+        min_len: int,
+    ) -> tuple[Tensor, tuple[list[Tensor], list[Tensor], Tensor]]:
+        # one direction over the clips (B, T, C, H, W); returns the top outputs and the final (hs, cs, m)
+        cells, B = self._direction(direction), x.shape[0]
+        hs, cs, memory = start
+        outputs = []
+        for t, x_t in enumerate(x.unbind(1)):  # unbind, not x[:, t]: O(T) backward, not O(T^2)
+            new_h, new_c, new_m = self._advance(cells, x_t, hs, cs, memory)
+            h, m = new_h[-1], new_m[-1]  # the top layer's, m feeds layer 0 at t + 1 (the zigzag)
+            if t >= min_len and lengths is not None and hs is not None and cs is not None:
+                valid = (t < lengths).view(B, 1, 1, 1)  # finished clips keep their state, output 0
+                new_h = [torch.where(valid, new, old) for new, old in zip(new_h, hs)]
+                new_c = [torch.where(valid, new, old) for new, old in zip(new_c, cs)]
+                m = torch.where(valid, m, memory)  # type: ignore[arg-type]
+                h = torch.where(valid, h, 0.0)
+            hs, cs, memory = new_h, new_c, m
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), (new_h, new_c, m)  # (B, T, Hc_top, H, W)
+
+    def _direction(self, direction: int) -> list[SpatioTemporalLSTMCell]:
+        if direction not in range(self.num_directions):
+            raise ValueError(f"direction must be in [0, {self.num_directions - 1}], got {direction}")
+        return cast("list[SpatioTemporalLSTMCell]", list(self.cells)[direction :: self.num_directions])
+
+    def _advance(
+        self,
+        cells: list[SpatioTemporalLSTMCell],
+        x_t: Tensor,
+        hs: list[Tensor] | None,
+        cs: list[Tensor] | None,
+        memory: Tensor | None,
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        # one step up one direction's stack, no validation: the memory climbs from layer to layer
+        drop = self.training and self.dropout > 0.0
+        new_h, new_c, new_m = [], [], []
+        inp = x_t
+        for layer, cell in enumerate(cells):
+            if layer > 0 and drop:
+                inp = F.dropout(inp, self.dropout, training=True)
+            state = None if hs is None or cs is None else (hs[layer], cs[layer])
+            inp, c, memory = cell._step(inp, state, memory)
+            new_h.append(inp)
+            new_c.append(c)
+            new_m.append(memory)
+        return new_h, new_c, new_m
+
+    def _initial_state(
+        self, state: object, shapes: list[tuple[int, int, int, int]]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]] | None:
+        if state is None:
+            return None
+        if not isinstance(state, (tuple, list)) or len(state) != 3:
+            raise ValueError(f"state must be a triple (h_0, c_0, m_0), got {type(state).__name__}")
+        B, _, H, W = shapes[0]
+        top = (B, self.hidden_channels[-1], H, W)
+        expected = {"h_0": shapes, "c_0": shapes, "m_0": [top] * self.num_directions}
+        parts = []
+        for (name, rows), part in zip(expected.items(), state):
+            # a stacked tensor (rows, ...) fits only rows of one shape; a list fits row by row
+            stacked = (len(rows), *rows[0]) if len(set(rows)) == 1 else None
+            got = tuple(part.shape) if isinstance(part, Tensor) else [tuple(p.shape) for p in part]
+            if got not in (stacked, rows):
+                raise ValueError(f"{name} must have shape {stacked or rows}, got {got}")
+            parts.append(list(part))
+        return parts[0], parts[1], parts[2]
+
+
+def _check_frames(x: Tensor, channels: int, who: str, layout: str) -> None:
+    # x is (..., C, H, W) with as many leading axes as the layout names
+    if x.dim() != layout.count(",") + 1:
+        raise ValueError(f"{who} expects {layout}, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who} expects a floating-point input, got dtype {x.dtype}")
+    if x.shape[-3] != channels:
+        raise ValueError(f"{who} expects {channels} channels, got {x.shape[-3]} in {tuple(x.shape)}")
+
+
+def _check_lengths(lengths: Tensor | None, B: int, T: int, device: torch.device) -> Tensor | None:
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
+        raise ValueError(
+            f"lengths must be integers of shape ({B},), got {lengths.dtype} {tuple(lengths.shape)}"
+        )
+    if int(lengths.min()) < 1 or int(lengths.max()) > T:
+        raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
+    return lengths.to(device)

@@ -1,0 +1,475 @@
+"""Video classification (actions, early activity recognition) as a LightningModule."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import Tensor, nn
+
+from lstmvision.metrics import ClassificationMetrics
+from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
+
+__all__ = ["VideoClassificationTask"]
+
+log = logging.getLogger(__name__)
+
+OptimizerName = Literal["adam", "adamw", "sgd"]
+ScheduleName = Literal["constant", "cosine", "plateau"]
+
+
+def _observed_frames(fraction: float, length: int) -> int:
+    """``ceil(fraction * length)``, at least 1."""
+    # rounded first: 0.3 * 10 is 3.0000000000000004 in floating point, and its ceil would be 4
+    return max(1, math.ceil(round(fraction * length, 9)))
+
+
+def _fraction_key(fraction: float) -> str:
+    return f"{fraction:g}"  # 0.25 -> "0.25", 1.0 -> "1"
+
+
+def _accepts_observed_fraction(model: nn.Module) -> bool:
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a forward without a readable signature (some compiled modules)
+        return False
+    parameter = parameters.get("observed_fraction")
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+
+
+def _check_clips(clips: Any) -> None:
+    if not isinstance(clips, Tensor) or clips.dim() not in (5, 6):
+        shape = tuple(clips.shape) if isinstance(clips, Tensor) else type(clips).__name__
+        raise ValueError(
+            "VideoClassificationTask expects clips (B, T, C, H, W) or, for multi-clip testing, "
+            f"(B, K, T, C, H, W), got shape {shape}"
+        )
+
+
+def _resolve_num_classes(model: nn.Module, num_classes: int | None) -> int:
+    from_model = getattr(model, "num_classes", None)
+    if num_classes is None:
+        if from_model is None:
+            raise ValueError(
+                "num_classes is not given and the model has no 'num_classes' attribute: pass num_classes "
+                f"to VideoClassificationTask (model {type(model).__name__})"
+            )
+        num_classes = from_model
+    elif from_model is not None and from_model != num_classes:
+        raise ValueError(
+            f"num_classes={num_classes} disagrees with the model's num_classes={from_model} "
+            f"({type(model).__name__})"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    return num_classes
+
+
+class VideoClassificationTask(L.LightningModule):
+    """Train and evaluate a video classifier; optionally measure early activity recognition.
+
+    Batches are ``(clips, labels)`` with clips ``(B, T, C, H, W)`` and integer labels ``(B,)``. For
+    multi-clip testing a batch may hold K clips of each video, ``(B, K, T, C, H, W)``: the K clips go
+    through the model in one call and the video's logits are the mean of its clips' logits.
+
+    Training minimises cross-entropy with ``label_smoothing``; validation logs the same loss and the
+    top-1 accuracy (``val/acc``, which picks the best checkpoint). The test accumulates a confusion
+    matrix and top-k counts (:class:`~lstmvision.metrics.ClassificationMetrics`, summed over processes)
+    and writes ``metrics.json`` and ``confusion_matrix.png`` into the run directory. With
+    ``observed_fractions`` the test also classifies every clip from its first ``ceil(f * T)`` frames
+    for each fraction f — through ``model(clips, observed_fraction=f)`` when the model's ``forward``
+    takes that keyword (the model then chooses how to use the fraction), by cutting the clips otherwise
+    — and writes ``early_recognition.json``, ``early_recognition.csv`` and
+    ``accuracy_vs_observed.png``. ``predict`` writes ``predictions.csv``.
+
+    Args:
+        model: an ``nn.Module`` mapping clips ``(N, T, C, H, W)`` to logits ``(N, num_classes)``.
+        num_classes: number of classes; ``None`` reads the model's ``num_classes`` attribute.
+        class_names: one name per class for the written outputs (default: the data module's
+            ``class_names`` when it has them, else ``"0"``, ``"1"``, ...).
+        lr: learning rate.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (with ``momentum``).
+        weight_decay: weight decay of the optimiser.
+        momentum: momentum of SGD (not used by Adam/AdamW).
+        lr_schedule: ``"constant"``, ``"cosine"`` annealing over the trainer's total steps, or
+            ``"plateau"`` (divide the rate by 10 when ``val/acc`` stops rising for 10 epochs; needs a
+            validation loop).
+        label_smoothing: label smoothing of the cross-entropy, in [0, 1).
+        top_k: the k of the top-k test accuracies; values above ``num_classes`` are skipped.
+        observed_fractions: fractions of each clip, in (0, 1], to test early recognition on.
+        train_observed_fractions: fractions of each clip, in (0, 1], to train on: every training batch
+            sees only its first fraction, drawn uniformly from this list, so that one model learns to
+            recognise from a partial observation (``None``: whole clips).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        num_classes: int | None = None,
+        class_names: list[str] | None = None,
+        lr: float = 1e-3,
+        optimizer: OptimizerName = "adam",
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        lr_schedule: ScheduleName = "constant",
+        label_smoothing: float = 0.0,
+        top_k: Sequence[int] = (1, 5),
+        observed_fractions: Sequence[float] | None = None,
+        train_observed_fractions: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        num_classes = _resolve_num_classes(model, num_classes)
+        if optimizer not in get_args(OptimizerName):
+            raise ValueError(f"optimizer must be one of {get_args(OptimizerName)}, got {optimizer!r}")
+        if lr_schedule not in get_args(ScheduleName):
+            raise ValueError(f"lr_schedule must be one of {get_args(ScheduleName)}, got {lr_schedule!r}")
+        for key, value in (("lr", lr), ("weight_decay", weight_decay), ("momentum", momentum)):
+            if not value >= 0:
+                raise ValueError(f"{key} must be >= 0, got {value}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
+        if len(names) != num_classes:
+            raise ValueError(f"class_names must hold num_classes={num_classes} names, got {len(names)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"class_names must be distinct, got {names}")
+        fractions = None if observed_fractions is None else [float(f) for f in observed_fractions]
+        if fractions is not None:
+            if not fractions or any(not 0.0 < f <= 1.0 for f in fractions):
+                raise ValueError(
+                    f"observed_fractions must be a non-empty list of values in (0, 1], got {fractions}"
+                )
+            if len(set(fractions)) != len(fractions):
+                raise ValueError(f"observed_fractions must not repeat a value, got {fractions}")
+        train_fractions = (
+            None if train_observed_fractions is None else [float(f) for f in train_observed_fractions]
+        )
+        if train_fractions is not None and (
+            not train_fractions or any(not 0.0 < f <= 1.0 for f in train_fractions)
+        ):
+            raise ValueError(
+                f"train_observed_fractions must be a non-empty list of values in (0, 1], got {train_fractions}"
+            )
+        # ClassificationMetrics checks top_k (integers >= 1, no repeats) with messages naming it
+        metrics = ClassificationMetrics(num_classes, top_k=top_k)
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.num_classes = num_classes
+        self.class_names = names
+        self.train_fractions = train_fractions
+        self._names_given = class_names is not None
+        self.lr = lr
+        self.optimizer_name = optimizer
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.lr_schedule = lr_schedule
+        self.label_smoothing = label_smoothing
+        self.observed_fractions: tuple[float, ...] = tuple(sorted(fractions or ()))
+        self._takes_fraction = _accepts_observed_fraction(model)
+        self._metrics = metrics
+        self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
+        self._clip_lengths: set[int] = set()
+        self._predictions: list[tuple[Tensor, Tensor]] = []
+
+    @property
+    def top_k(self) -> tuple[int, ...]:
+        """The k of the reported top-k accuracies (those of ``top_k`` that are <= ``num_classes``)."""
+        return self._metrics.top_k
+
+    # ---------------------------------------------------------------------------------------- batches
+    def _labelled(self, batch: Any) -> tuple[Tensor, Tensor]:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            got = type(batch).__name__
+            if isinstance(batch, (tuple, list)):
+                got += f" of length {len(batch)}"
+            raise ValueError(f"VideoClassificationTask expects batches (clips, labels), got a {got}")
+        clips, labels = batch
+        _check_clips(clips)
+        if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != clips.shape[0]:
+            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+            raise ValueError(
+                f"VideoClassificationTask expects labels (B,) = ({clips.shape[0]},) for clips "
+                f"{tuple(clips.shape)}, got {shape}"
+            )
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"VideoClassificationTask expects integer labels, got dtype {labels.dtype}")
+        # checked here because an out-of-range label is a device-side assert inside cross_entropy on CUDA
+        if labels.numel():
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= self.num_classes:
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}) (num_classes), got values from {low} to {high}"
+                )
+        return clips, labels.long()
+
+    def _logits(self, clips: Tensor, observed_fraction: float | None = None) -> Tensor:
+        """Logits ``(B, num_classes)`` of clips ``(B, T, C, H, W)`` or ``(B, K, T, C, H, W)``."""
+        _check_clips(clips)
+        folded = clips.flatten(0, 1) if clips.dim() == 6 else clips  # (B*K or B, T, C, H, W)
+        if observed_fraction is None:
+            logits = self.model(folded)
+        elif self._takes_fraction:
+            logits = self.model(folded, observed_fraction=observed_fraction)
+        else:
+            logits = self.model(folded[:, : _observed_frames(observed_fraction, folded.shape[1])])
+        expected = (folded.shape[0], self.num_classes)
+        if not isinstance(logits, Tensor) or tuple(logits.shape) != expected:
+            got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(
+                f"the model must map clips {tuple(folded.shape)} to logits (N, num_classes) = {expected}, "
+                f"got {got}"
+            )
+        if clips.dim() == 6:
+            # (B*K, classes) -> (B, K, classes) -> (B, classes): a video's logits are its clips' mean
+            logits = logits.unflatten(0, tuple(clips.shape[:2])).mean(dim=1)
+        return logits
+
+    # --------------------------------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        # the names the data module knows (KTH's actions, the embedded set's) label the outputs unless given
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        names = getattr(datamodule, "class_names", None)
+        if self._names_given or names is None:
+            return
+        if len(names) != self.num_classes:
+            raise ValueError(
+                f"the data module has {len(names)} classes ({list(names)}), the task num_classes={self.num_classes}"
+            )
+        self.class_names = list(names)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        clips, labels = self._labelled(batch)
+        fraction = None
+        if self.train_fractions is not None:
+            # torch's generator, so that seed_everything makes the draws repeatable
+            fraction = self.train_fractions[int(torch.randint(len(self.train_fractions), ()))]
+        logits = self._logits(clips, fraction)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
+        self.log("train/acc", accuracy, batch_size=len(labels))
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        clips, labels = self._labelled(batch)
+        logits = self._logits(clips)
+        # the training loss (label smoothing included), so that the two curves are comparable
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        self.log("val/loss", loss, sync_dist=True, batch_size=len(labels))
+        self.log("val/acc", accuracy, prog_bar=True, sync_dist=True, batch_size=len(labels))
+
+    # ---------------------------------------------------------------------------------------- testing
+    def on_test_epoch_start(self) -> None:
+        self._metrics.reset()
+        for metrics in self._early.values():
+            metrics.reset()
+        self._clip_lengths = set()
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        clips, labels = self._labelled(batch)
+        logits = self._logits(clips)
+        self._metrics.update(logits, labels)
+        if not self._early:
+            return
+        self._clip_lengths.add(clips.shape[-4])
+        for fraction, metrics in self._early.items():
+            # a cut to all T frames is the clip itself: reuse its logits instead of a second model call
+            whole = fraction == 1.0 and not self._takes_fraction
+            metrics.update(logits if whole else self._logits(clips, fraction), labels)
+
+    def _reduced(self, metrics: ClassificationMetrics) -> dict[str, Any]:
+        # counts from every process, so each one reports the metrics of the whole test set
+        state = {
+            key: self.trainer.strategy.reduce(value.to(self.device), reduce_op="sum")
+            for key, value in metrics.state_dict().items()
+        }
+        metrics.load_state_dict(state)
+        return metrics.compute()
+
+    def on_test_epoch_end(self) -> None:
+        result = self._reduced(self._metrics)
+        self.log("test/acc", result["accuracy"])
+        for k in self.top_k:
+            if k > 1:
+                self.log(f"test/top{k}", result[f"top{k}"])
+        self.log("test/mean_class_acc", result["mean_class_accuracy"])
+        early = {}
+        for fraction, metrics in self._early.items():
+            early[fraction] = self._reduced(metrics)
+            self.log(f"test/acc_observed_{_fraction_key(fraction)}", early[fraction]["accuracy"])
+        self._write_test_outputs(result, early)
+
+    def _run_dir(self) -> Path | None:
+        if self._trainer is None:
+            return None
+        directory = self.trainer.log_dir or self.trainer.default_root_dir
+        return Path(directory) if directory else None
+
+    def _observed_frames_entry(self, fraction: float) -> int | list[int] | None:
+        frames = sorted({_observed_frames(fraction, length) for length in self._clip_lengths})
+        if not frames:
+            return None
+        return frames[0] if len(frames) == 1 else frames
+
+    def _write_test_outputs(self, result: dict[str, Any], early: dict[float, dict[str, Any]]) -> None:
+        out = self._run_dir()
+        if out is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        confusion = self._metrics.confusion.cpu()
+        topk = {f"top{k}": result[f"top{k}"] for k in self.top_k}
+        summary: dict[str, Any] = {
+            "count": result["count"],
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "accuracy": result["accuracy"],
+            **topk,
+            "mean_class_accuracy": result["mean_class_accuracy"],
+            # JSON has no NaN: a class with no test sample gets null
+            "per_class_accuracy": {
+                name: None if math.isnan(value) else value
+                for name, value in zip(self.class_names, result["per_class_accuracy"])
+            },
+            "per_class_count": dict(zip(self.class_names, confusion.sum(dim=1).tolist())),
+            "confusion_matrix": confusion.tolist(),
+            "definitions": {
+                "accuracy": "fraction of test videos whose highest logit is the true class (top-1)",
+                "top{k}": "fraction of test videos whose true class is among the k highest logits; "
+                "ties go to the lower class index, as argmax",
+                "mean_class_accuracy": "per-class accuracy averaged over the classes with test videos",
+                "per_class_accuracy": "fraction of a class's test videos predicted as it (recall); "
+                "null for a class with no test video",
+                "confusion_matrix": "counts; row = true class, column = predicted class, in class_names order",
+                "multi_clip": "a batch (B, K, T, C, H, W) is classified by the mean of its K clips' logits",
+            },
+        }
+        plot_confusion_matrix(out / "confusion_matrix.png", confusion, self.class_names)
+        if early:
+            table = self._write_early_recognition(out, early)
+            summary["early_recognition"] = table
+            summary["definitions"]["early_recognition"] = (
+                "metrics from the first ceil(f * T) frames of each clip, for each observed fraction f"
+            )
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+        log.info("test outputs written to %s", out)
+
+    def _write_early_recognition(self, out: Path, early: dict[float, dict[str, Any]]) -> dict[str, Any]:
+        ks = [k for k in self.top_k if k > 1]
+        table = {
+            _fraction_key(fraction): {
+                "observed_fraction": fraction,
+                "observed_frames": self._observed_frames_entry(fraction),
+                "accuracy": values["accuracy"],
+                **{f"top{k}": values[f"top{k}"] for k in ks},
+                "mean_class_accuracy": values["mean_class_accuracy"],
+                "count": values["count"],
+            }
+            for fraction, values in early.items()
+        }
+        (out / "early_recognition.json").write_text(json.dumps(table, indent=2))
+
+        columns = ["observed_fraction", "observed_frames", "accuracy", *[f"top{k}" for k in ks]]
+        columns += ["mean_class_accuracy", "count"]
+        with (out / "early_recognition.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in table.values():
+                frames = row["observed_frames"]
+                if isinstance(frames, list):  # clips of several lengths: their frame counts, space-separated
+                    frames = " ".join(map(str, frames))
+                writer.writerow({**row, "observed_frames": frames})
+
+        header = ["observed", "frames", "accuracy", *[f"top-{k}" for k in ks]]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in table.values():
+            cells = [f"{100 * row['observed_fraction']:g}%", str(row["observed_frames"])]
+            cells += [f"{row['accuracy']:.4f}", *[f"{row[f'top{k}']:.4f}" for k in ks]]
+            lines.append("| " + " | ".join(cells) + " |")
+        log.info("early activity recognition:\n%s", "\n".join(lines))
+
+        series = {"top-1": [row["accuracy"] for row in table.values()]}
+        series |= {f"top-{k}": [row[f"top{k}"] for row in table.values()] for k in ks}
+        plot_accuracy_vs_observed(out / "accuracy_vs_observed.png", list(early), series)
+        return table
+
+    # ------------------------------------------------------------------------------------- prediction
+    def on_predict_epoch_start(self) -> None:
+        self._predictions = []
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        """``{"predicted": (B,), "probability": (B,), "probabilities": (B, num_classes)}``."""
+        # unlabelled batches are clips alone (or a 1-tuple); labels, if present, are not used
+        clips = batch[0] if isinstance(batch, (tuple, list)) else batch
+        probabilities = self._logits(clips).softmax(dim=1)  # (B, num_classes)
+        probability, predicted = probabilities.max(dim=1)  # (B,) each; ties -> lowest index
+        self._predictions.append((predicted.cpu(), probability.cpu()))
+        return {"predicted": predicted, "probability": probability, "probabilities": probabilities}
+
+    def on_predict_epoch_end(self) -> None:
+        out = self._run_dir()
+        if out is None or not self._predictions or not self.trainer.is_global_zero:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        predicted = torch.cat([p for p, _ in self._predictions]).tolist()
+        probability = torch.cat([q for _, q in self._predictions]).tolist()
+        with (out / "predictions.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["index", "class_index", "class_name", "probability"])
+            for index, (cls, prob) in enumerate(zip(predicted, probability)):
+                writer.writerow([index, cls, self.class_names[cls], f"{prob:.6f}"])
+        log.info("%d predictions written to %s", len(predicted), out / "predictions.csv")
+
+    # -------------------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        opt: torch.optim.Optimizer
+        if self.optimizer_name == "sgd":
+            opt = torch.optim.SGD(
+                self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
+        else:
+            cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
+            opt = cls(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return opt
+        if self.lr_schedule == "cosine":
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max")
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": plateau, "monitor": "val/acc", "interval": "epoch"},
+        }
+
+    def configure_callbacks(self) -> list[Callback]:
+        # a ModelCheckpoint the user configured with a monitor wins; otherwise keep last.ckpt (for resuming)
+        # and the checkpoint with the highest validation accuracy
+        if any(
+            isinstance(cb, ModelCheckpoint) and cb.monitor for cb in getattr(self.trainer, "callbacks", [])
+        ):
+            return []
+        best = ModelCheckpoint(
+            monitor="val/acc",
+            mode="max",
+            save_last=True,
+            filename="best-{epoch:03d}-{step:06d}",
+            auto_insert_metric_name=False,
+        )
+        return [best]
