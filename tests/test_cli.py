@@ -121,3 +121,29 @@ def test_demo_trains_tests_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"{metrics['copy_last_frame']['mse']:.4f}" in out and "copy-last-frame" in out
     assert (run / "predictions.gif").is_file() and (run / "per_frame_metrics.png").is_file()
     assert "tested checkpoint:" in out and "best-" in out
+
+
+def test_early_recognition_run_reports_accuracy_per_observed_fraction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ROOT / "configs" / "moving_actions" / "e3d_lstm_classifier.yaml"
+    tiny = ["--config", str(config), "--runs_dir", str(tmp_path),
+            "--model.init_args.model.init_args.num_hidden", "[4]",
+            "--data.init_args.image_size", "24", "--data.init_args.seq_length", "8",
+            "--data.init_args.train_size", "8", "--data.init_args.val_size", "4",
+            "--data.init_args.test_size", "6", "--data.init_args.batch_size", "4",
+            "--data.init_args.num_workers", "0", "--trainer.max_epochs", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
+    _run("fit", *tiny)
+    _run("test", *tiny, "--ckpt_path", "last")
+    run = tmp_path / "moving_actions_e3d_lstm_classifier" / "version_0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    out = capsys.readouterr().out
+    assert f"accuracy {metrics['accuracy']:.4f}" in out and f"over {metrics['count']} test videos" in out
+    quarter = metrics["early_recognition"]["0.25"]
+    assert (
+        quarter["observed_frames"] == 2
+        and f"first 25% of each clip observed: accuracy {quarter['accuracy']:.4f}" in out
+    )
+    assert metrics["class_names"][:2] == ["left", "right"], "the data module's class names label the outputs"
+    assert (run / "accuracy_vs_observed.png").is_file() and (run / "early_recognition.csv").is_file()

@@ -112,7 +112,7 @@ def _best_checkpoint(trainer: Trainer) -> str | None:
 
 
 def _report(trainer: Trainer) -> dict[str, Any] | None:
-    """Print where the test outputs are and the test metrics beside the baseline."""
+    """Print where the test outputs are and the test metrics (beside the baseline, for predictions)."""
     if not trainer.is_global_zero or trainer.log_dir is None:
         return None
     out = Path(trainer.log_dir)
@@ -135,6 +135,13 @@ def _report(trainer: Trainer) -> dict[str, Any] | None:
             f"MSE ratio model / copy-last-frame: {metrics['mse_ratio_to_copy_last_frame']:.3f}"
             f" over {metrics['num_sequences']} test clips"
         )
+    if "accuracy" in metrics:
+        print(
+            f"\naccuracy {metrics['accuracy']:.4f}, mean class accuracy {metrics['mean_class_accuracy']:.4f}"
+            f" over {metrics['count']} test videos"
+        )
+        for fraction, entry in metrics.get("early_recognition", {}).items():
+            print(f"  first {float(fraction):.0%} of each clip observed: accuracy {entry['accuracy']:.4f}")
     return metrics
 
 

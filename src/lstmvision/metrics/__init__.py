@@ -1,5 +1,6 @@
-"""lstmvision.metrics: evaluation metrics (per-frame video metrics)."""
+"""lstmvision.metrics: evaluation metrics (per-frame video metrics, classification)."""
 
+from lstmvision.metrics.classification import ClassificationMetrics
 from lstmvision.metrics.video import (
     METRIC_NAMES,
     VideoMetrics,
@@ -9,8 +10,12 @@ from lstmvision.metrics.video import (
     frame_ssim,
 )
 
-__all__ = ["METRIC_NAMES", "VideoMetrics", "frame_mae", "frame_mse", "frame_psnr", "frame_ssim"]
-
-from lstmvision.metrics.classification import ClassificationMetrics
-
-__all__ += ["ClassificationMetrics"]
+__all__ = [
+    "METRIC_NAMES",
+    "ClassificationMetrics",
+    "VideoMetrics",
+    "frame_mae",
+    "frame_mse",
+    "frame_psnr",
+    "frame_ssim",
+]

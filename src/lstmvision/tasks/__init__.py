@@ -1,9 +1,6 @@
 """LightningModules: each owns a task's loss, metrics, optimiser and written outputs."""
 
+from lstmvision.tasks.classification import VideoClassificationTask
 from lstmvision.tasks.prediction import VideoPredictionTask
 
-__all__ = ["VideoPredictionTask"]
-
-from lstmvision.tasks.classification import VideoClassificationTask
-
-__all__ += ["VideoClassificationTask"]
+__all__ = ["VideoClassificationTask", "VideoPredictionTask"]

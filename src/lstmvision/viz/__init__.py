@@ -1,10 +1,12 @@
-"""lstmvision.viz: GIFs, PNG frames and metric plots."""
+"""lstmvision.viz: GIFs, PNG frames and plots (per-frame metrics, confusion matrices, early recognition)."""
 
 from lstmvision.viz.animation import save_frames_png, save_prediction_gif
-from lstmvision.viz.plots import plot_per_frame_metrics
+from lstmvision.viz.plots import plot_accuracy_vs_observed, plot_confusion_matrix, plot_per_frame_metrics
 
-__all__ = ["plot_per_frame_metrics", "save_frames_png", "save_prediction_gif"]
-
-from lstmvision.viz.plots import plot_accuracy_vs_observed, plot_confusion_matrix
-
-__all__ += ["plot_accuracy_vs_observed", "plot_confusion_matrix"]
+__all__ = [
+    "plot_accuracy_vs_observed",
+    "plot_confusion_matrix",
+    "plot_per_frame_metrics",
+    "save_frames_png",
+    "save_prediction_gif",
+]

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_per_frame_metrics"]
+__all__ = ["plot_accuracy_vs_observed", "plot_confusion_matrix", "plot_per_frame_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +265,3 @@ def plot_accuracy_vs_observed(
     fig.savefig(out, format="png")
     logger.info("wrote accuracy against %d observed fractions to %s", x.size, out)
     return out
-
-
-__all__ += ["plot_accuracy_vs_observed", "plot_confusion_matrix"]
