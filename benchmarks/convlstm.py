@@ -19,14 +19,11 @@ Usage: ``python benchmarks/convlstm.py [--quick]``. Not part of the test run.
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import interleaved_medians, load_average, parse_rounds
 from torch import Tensor, nn
 
 from lstmvision.cells import ConvLSTM
@@ -109,14 +106,7 @@ def peak_convs(memory_format: torch.memory_format) -> Callable[[], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="1 warm-up round and 3 timed rounds instead of 2 and 9"
-    )
-    args = parser.parse_args()
-    warmup, rounds = (1, 3) if args.quick else (2, 9)
+    warmup, rounds = parse_rounds(__doc__, quick=(1, 3), full=(2, 9))
     torch.manual_seed(0)
     x = torch.rand(B, T, C_IN, SIZE, SIZE)
     model = ConvLSTM(C_IN, HIDDEN, KERNEL, LAYERS)
@@ -129,15 +119,8 @@ def main() -> None:
         "per-step": train_step(model, x),
         "naive": train_step(NaiveConvLSTM(), x),
     }
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(warmup + rounds):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(ts) for name, ts in times.items()}
+    load = load_average()
+    median = interleaved_medians(variants, warmup, rounds)
 
     step_flops = T * sum(conv_flops(c_in, c_out) for c_in, c_out, _ in step_shapes())
     peaks = {name: step_flops / median[name] / 1e9 for name in ("peak NCHW", "peak channels-last")}

@@ -19,15 +19,12 @@ Usage: ``python benchmarks/e3d_predrnn.py [--quick]``. Not part of the test run.
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
 import warnings
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import interleaved_medians, load_average, parse_rounds
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
@@ -183,14 +180,7 @@ def peak_convs(model: nn.Module, frames: Tensor, memory_format: torch.memory_for
 def main() -> None:
     # the naive E3D-LSTM pads its even temporal kernel with padding="same", which torch warns about
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="1 warm-up and 3 timed rounds instead of 1 and 5"
-    )
-    args = parser.parse_args()
-    warmup, rounds = (1, 3) if args.quick else (1, 5)
+    warmup, rounds = parse_rounds(__doc__, quick=(1, 3), full=(1, 5))
     torch.manual_seed(0)
     frames = torch.rand(B, T, 1, SIZE, SIZE)
     common = dict(
@@ -213,15 +203,8 @@ def main() -> None:
         variants[f"{name} naive"] = train_step(model, frames)
         flops[f"{name} naive"] = step_flops(variants[f"{name} naive"])
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(warmup + rounds):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(ts) for name, ts in times.items()}
+    load = load_average()
+    median = interleaved_medians(variants, warmup, rounds)
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average before {load:.2f}; "

@@ -10,25 +10,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from cell_helpers import max_err, randomise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmvision.cells import ConvLSTM, ConvLSTMCell, ConvLSTMState
-
-
-def max_err(a: Tensor, b: Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
-def randomise(module: nn.Module, seed: int = 0) -> None:
-    """Every parameter random (peepholes and norm shifts start at 0/1, which would hide bugs)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) - 0.5)
-
 
 # ---------------------------------------------------------------------------------------------------
 # the equations, written gate by gate from the parameters, independent of the cell's code

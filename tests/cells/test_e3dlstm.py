@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
+from cell_helpers import max_err, randomise
 from torch import Tensor, nn
 
 from lstmvision.cells import e3dlstm
 from lstmvision.cells.e3dlstm import Eidetic3DLSTM, Eidetic3DLSTMCell, Eidetic3DLSTMState
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # the tensors here are tiny: a second thread only adds synchronisation (the file ran 2x faster)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def max_err(a: Tensor, b: Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
-def randomise(module: nn.Module, seed: int = 0) -> None:
-    """Every parameter random (norm gains 1, shifts 0 and the f' bias 1 would hide bugs)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) - 0.5)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------------

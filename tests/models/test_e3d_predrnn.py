@@ -10,14 +10,7 @@ import torch.nn.functional as F
 
 from lstmvision.models import E3DLSTMClassifier, E3DLSTMPredictor, PredRNNPredictor
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions: a second thread only adds synchronisation on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _predrnn(**overrides: object) -> PredRNNPredictor:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells._common import layer_channels
+
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
 
 _Pair = int | tuple[int, int]
@@ -347,13 +349,7 @@ class ConvLSTM(nn.Module):
         hoist_input_conv: bool = False,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
-        if len(hidden) != num_layers:
-            raise ValueError(
-                f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
-            )
+        hidden = layer_channels(hidden_channels, num_layers)
         _check_rate(dropout, "dropout")
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
         self.batch_first, self.bidirectional, self.go_backwards = batch_first, bidirectional, go_backwards

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells._common import layer_channels, memory_channels_of
+
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
 
 
@@ -109,12 +111,7 @@ class Eidetic3DLSTMCell(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        memory_channels = hidden_channels if memory_channels is None else memory_channels
-        if min(in_channels, hidden_channels, memory_channels) < 1:
-            raise ValueError(
-                f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}, "
-                f"memory={memory_channels}"
-            )
+        memory_channels = memory_channels_of(in_channels, hidden_channels, memory_channels)
         spatial = (filter_size,) * 2 if isinstance(filter_size, int) else tuple(filter_size)
         if len(spatial) != 2 or min(spatial) < 1:
             raise ValueError(f"filter_size must be an int >= 1 or a pair of them, got {filter_size!r}")
@@ -296,13 +293,7 @@ class Eidetic3DLSTM(nn.Module):
         batch_first: bool = True,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
-        if len(hidden) != num_layers:
-            raise ValueError(
-                f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
-            )
+        hidden = layer_channels(hidden_channels, num_layers)
         self.cells = nn.ModuleList(
             Eidetic3DLSTMCell(
                 in_channels if layer == 0 else hidden[layer - 1],

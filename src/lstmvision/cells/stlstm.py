@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells._common import layer_channels, memory_channels_of
 from lstmvision.cells.convlstm import _channels_last, _check_rate, _pair, _reverse
 
 __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
@@ -92,12 +93,7 @@ class SpatioTemporalLSTMCell(nn.Module):
         layer_norm: bool = False,
     ) -> None:
         super().__init__()
-        memory_channels = hidden_channels if memory_channels is None else memory_channels
-        if min(in_channels, hidden_channels, memory_channels) < 1:
-            raise ValueError(
-                f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}, "
-                f"memory={memory_channels}"
-            )
+        memory_channels = memory_channels_of(in_channels, hidden_channels, memory_channels)
         if layer_norm and not bias:
             raise ValueError("layer_norm=True keeps the gate bias in the norm's shift; it needs bias=True")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
@@ -253,13 +249,7 @@ class SpatioTemporalLSTM(nn.Module):
         bidirectional: bool = False,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
-        if len(hidden) != num_layers:
-            raise ValueError(
-                f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
-            )
+        hidden = layer_channels(hidden_channels, num_layers)
         _check_rate(dropout, "dropout")
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional

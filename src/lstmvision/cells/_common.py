@@ -1,0 +1,27 @@
+"""Argument checks shared by the cells and their sequence wrappers (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def layer_channels(hidden_channels: int | Sequence[int], num_layers: int) -> list[int]:
+    """Hidden channels per layer from one int or ``num_layers`` ints, or a ValueError naming the mismatch."""
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
+    if len(hidden) != num_layers:
+        raise ValueError(
+            f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
+        )
+    return hidden
+
+
+def memory_channels_of(in_channels: int, hidden_channels: int, memory_channels: int | None) -> int:
+    """Channels of a cell's incoming spatiotemporal memory (default: its own hidden channels), checked."""
+    memory = hidden_channels if memory_channels is None else memory_channels
+    if min(in_channels, hidden_channels, memory) < 1:
+        raise ValueError(
+            f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}, memory={memory}"
+        )
+    return memory
