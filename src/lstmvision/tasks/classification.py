@@ -14,10 +14,11 @@ from typing import Any, Literal, get_args
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from lstmvision.metrics import ClassificationMetrics
+from lstmvision.tasks._checkpoints import default_checkpoints
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
 __all__ = ["VideoClassificationTask"]
@@ -459,17 +460,5 @@ class VideoClassificationTask(L.LightningModule):
         }
 
     def configure_callbacks(self) -> list[Callback]:
-        # a ModelCheckpoint the user configured with a monitor wins; otherwise keep last.ckpt (for resuming)
-        # and the checkpoint with the highest validation accuracy
-        if any(
-            isinstance(cb, ModelCheckpoint) and cb.monitor for cb in getattr(self.trainer, "callbacks", [])
-        ):
-            return []
-        best = ModelCheckpoint(
-            monitor="val/acc",
-            mode="max",
-            save_last=True,
-            filename="best-{epoch:03d}-{step:06d}",
-            auto_insert_metric_name=False,
-        )
-        return [best]
+        # last.ckpt and the checkpoint with the highest validation accuracy, unless the user configured one
+        return default_checkpoints(self.trainer, "val/acc", "max")

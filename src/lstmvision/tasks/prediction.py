@@ -10,10 +10,11 @@ from typing import Any, Literal, Protocol, cast
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, frame_mse, frame_ssim
+from lstmvision.tasks._checkpoints import default_checkpoints
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
 
 __all__ = ["VideoPredictionTask"]
@@ -302,17 +303,5 @@ class VideoPredictionTask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_callbacks(self) -> list[Callback]:
-        # a ModelCheckpoint the user configured with a monitor wins; otherwise keep last.ckpt (for resuming)
-        # and the checkpoint with the lowest validation MSE per frame
-        if any(
-            isinstance(cb, ModelCheckpoint) and cb.monitor for cb in getattr(self.trainer, "callbacks", [])
-        ):
-            return []
-        best = ModelCheckpoint(
-            monitor="val/mse",
-            mode="min",
-            save_last=True,
-            filename="best-{epoch:03d}-{step:06d}",
-            auto_insert_metric_name=False,
-        )
-        return [best]
+        # last.ckpt and the checkpoint with the lowest validation MSE per frame, unless the user configured one
+        return default_checkpoints(self.trainer, "val/mse", "min")
