@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+from torch import Tensor
+
 
 def layer_channels(hidden_channels: int | Sequence[int], num_layers: int) -> list[int]:
     """Hidden channels per layer from one int or ``num_layers`` ints, or a ValueError naming the mismatch."""
@@ -25,3 +28,17 @@ def memory_channels_of(in_channels: int, hidden_channels: int, memory_channels: 
             f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}, memory={memory}"
         )
     return memory
+
+
+def check_lengths(lengths: Tensor | None, B: int, T: int, device: torch.device) -> Tensor | None:
+    """Per-clip valid lengths ``(B,)`` as integers in ``[1, T]`` on ``device``, or a ValueError saying why not."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
+        raise ValueError(
+            f"lengths must be integers of shape ({B},), got {lengths.dtype} {tuple(lengths.shape)}"
+        )
+    if int(lengths.min()) < 1 or int(lengths.max()) > T:
+        raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
+    return lengths.to(device)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import layer_channels
+from lstmvision.cells._common import check_lengths, layer_channels
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
 
@@ -382,7 +382,7 @@ class ConvLSTM(nn.Module):
         """Run every layer over the clips; returns ``(output, (h_n, c_n))`` as ``nn.LSTM``."""
         x = self._check_input(x)
         B, T, _, H, W = x.shape
-        lengths = self._check_lengths(lengths, B, T, x.device)
+        lengths = check_lengths(lengths, B, T, x.device)
         cells = cast("list[ConvLSTMCell]", list(self.cells))
         shapes: list[tuple[int, int, int, int]] = []
         for cell in cells:  # resolution after each layer; both directions of a layer agree
@@ -454,18 +454,6 @@ class ConvLSTM(nn.Module):
         if x.shape[1] < 1 or x.shape[0] < 1:
             raise ValueError(f"ConvLSTM expects at least one clip and one step, got shape {tuple(x.shape)}")
         return x
-
-    def _check_lengths(self, lengths: Tensor | None, B: int, T: int, device: torch.device) -> Tensor | None:
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-            raise ValueError(
-                f"lengths must be integers of shape ({B},), got {lengths.dtype} {tuple(lengths.shape)}"
-            )
-        if int(lengths.min()) < 1 or int(lengths.max()) > T:
-            raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
-        return lengths.to(device)
 
     def _initial_states(
         self, state: object, shapes: list[tuple[int, int, int, int]]

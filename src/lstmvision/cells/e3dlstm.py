@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import layer_channels, memory_channels_of
+from lstmvision.cells._common import check_lengths, layer_channels, memory_channels_of
 
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
 
@@ -348,15 +348,7 @@ class Eidetic3DLSTM(nn.Module):
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, C, H, W)
         B, T = x.shape[:2]
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-                raise ValueError(
-                    f"lengths must be integers of shape ({B},), got {lengths.dtype} {tuple(lengths.shape)}"
-                )
-            if int(lengths.min()) < 1 or int(lengths.max()) > T:
-                raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
-            lengths = lengths.to(x.device)
+        lengths = check_lengths(lengths, B, T, x.device)
         # a step whose newest frame is before the shortest length needs no masking
         min_len = T if lengths is None else int(lengths.min())
         outputs = []

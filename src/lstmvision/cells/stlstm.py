@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import layer_channels, memory_channels_of
+from lstmvision.cells._common import check_lengths, layer_channels, memory_channels_of
 from lstmvision.cells.convlstm import _channels_last, _check_rate, _pair, _reverse
 
 __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
@@ -311,7 +311,7 @@ class SpatioTemporalLSTM(nn.Module):
             raise ValueError(f"SpatioTemporalLSTM expects a non-empty {layout}, got shape {tuple(x.shape)}")
         x = x if self.batch_first else x.transpose(0, 1)  # (B, T, C, H, W)
         B, T, _, H, W = x.shape
-        lengths = _check_lengths(lengths, B, T, x.device)
+        lengths = check_lengths(lengths, B, T, x.device)
         L, D = self.num_layers, self.num_directions
         shapes = [(B, Hc, H, W) for Hc in self.hidden_channels for _ in range(D)]  # row l * D + d
         initial = self._initial_state(state, shapes)
@@ -420,16 +420,3 @@ def _check_frames(x: Tensor, channels: int, who: str, layout: str) -> None:
         raise ValueError(f"{who} expects a floating-point input, got dtype {x.dtype}")
     if x.shape[-3] != channels:
         raise ValueError(f"{who} expects {channels} channels, got {x.shape[-3]} in {tuple(x.shape)}")
-
-
-def _check_lengths(lengths: Tensor | None, B: int, T: int, device: torch.device) -> Tensor | None:
-    if lengths is None:
-        return None
-    lengths = torch.as_tensor(lengths)
-    if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-        raise ValueError(
-            f"lengths must be integers of shape ({B},), got {lengths.dtype} {tuple(lengths.shape)}"
-        )
-    if int(lengths.min()) < 1 or int(lengths.max()) > T:
-        raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
-    return lengths.to(device)

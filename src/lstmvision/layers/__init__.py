@@ -1,3 +1,5 @@
-"""lstmvision.layers."""
+"""Reusable blocks shared by models and tasks."""
 
-__all__: list[str] = []
+from lstmvision.layers.observe import observed_frames
+
+__all__ = ["observed_frames"]

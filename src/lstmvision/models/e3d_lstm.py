@@ -6,7 +6,6 @@ classifier built on the same encoder (a stack of :class:`~lstmvision.cells.Eidet
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision.cells import Eidetic3DLSTM, Eidetic3DLSTMState
+from lstmvision.layers import observed_frames
 from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
 from lstmvision.models.registry import register_model
 
@@ -225,7 +225,7 @@ class E3DLSTMClassifier(nn.Module):
             raise ValueError(f"E3DLSTMClassifier expects {self.in_channels} channels, got {C}")
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(f"patch_size {self.patch_size} must divide the frame size, got {H}x{W}")
-        seen = max(1, math.ceil(fraction * T - 1e-9))  # the tolerance keeps 0.5 * 20 at 10 frames
+        seen = observed_frames(fraction, T)
         observed = frames[:, :seen]
         # (B, seen, C, H, W) -> (B, seen, C*p*p, H/p, W/p): space-to-depth on every frame at once
         patches = F.pixel_unshuffle(observed.flatten(0, 1), self.patch_size).unflatten(0, (B, seen))

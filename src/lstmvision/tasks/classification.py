@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics
-from lstmvision.tasks._checkpoints import default_checkpoints
+from lstmvision.tasks._outputs import default_checkpoints, run_dir
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
 __all__ = ["VideoClassificationTask"]
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
 ScheduleName = Literal["constant", "cosine", "plateau"]
-
-
-def _observed_frames(fraction: float, length: int) -> int:
-    """``ceil(fraction * length)``, at least 1."""
-    # rounded first: 0.3 * 10 is 3.0000000000000004 in floating point, and its ceil would be 4
-    return max(1, math.ceil(round(fraction * length, 9)))
 
 
 def _fraction_key(fraction: float) -> str:
@@ -226,7 +221,7 @@ class VideoClassificationTask(L.LightningModule):
         elif self._takes_fraction:
             logits = self.model(folded, observed_fraction=observed_fraction)
         else:
-            logits = self.model(folded[:, : _observed_frames(observed_fraction, folded.shape[1])])
+            logits = self.model(folded[:, : observed_frames(observed_fraction, folded.shape[1])])
         expected = (folded.shape[0], self.num_classes)
         if not isinstance(logits, Tensor) or tuple(logits.shape) != expected:
             got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
@@ -318,13 +313,10 @@ class VideoClassificationTask(L.LightningModule):
         self._write_test_outputs(result, early)
 
     def _run_dir(self) -> Path | None:
-        if self._trainer is None:
-            return None
-        directory = self.trainer.log_dir or self.trainer.default_root_dir
-        return Path(directory) if directory else None
+        return run_dir(self._trainer)
 
     def _observed_frames_entry(self, fraction: float) -> int | list[int] | None:
-        frames = sorted({_observed_frames(fraction, length) for length in self._clip_lengths})
+        frames = sorted({observed_frames(fraction, length) for length in self._clip_lengths})
         if not frames:
             return None
         return frames[0] if len(frames) == 1 else frames

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, frame_mse, frame_ssim
-from lstmvision.tasks._checkpoints import default_checkpoints
+from lstmvision.tasks._outputs import default_checkpoints, run_dir
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
 
 __all__ = ["VideoPredictionTask"]
@@ -233,10 +233,7 @@ class VideoPredictionTask(L.LightningModule):
         self._write_test_outputs(summary, curves, self._metrics["model"].count)
 
     def _run_dir(self) -> Path | None:
-        if self._trainer is None:
-            return None
-        directory = self.trainer.log_dir or self.trainer.default_root_dir
-        return Path(directory) if directory else None
+        return run_dir(self._trainer)
 
     def _write_test_outputs(self, summary: dict, curves: dict, count: int) -> None:
         out = self._run_dir()

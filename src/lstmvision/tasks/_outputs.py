@@ -1,7 +1,8 @@
-"""The checkpoints every task keeps unless the user configured their own (private)."""
+"""Where a task writes (private): its run directory and the checkpoints it keeps by default."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -20,3 +21,11 @@ def default_checkpoints(trainer: Any, monitor: str, mode: Literal["min", "max"])
         auto_insert_metric_name=False,
     )
     return [best]
+
+
+def run_dir(trainer: Any) -> Path | None:
+    """The run directory of ``trainer`` (its logger's version folder, else its root), or None without one."""
+    if trainer is None:
+        return None
+    directory = trainer.log_dir or trainer.default_root_dir
+    return Path(directory) if directory else None
