@@ -41,6 +41,8 @@ test: lint
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/convlstm.py
 	$(BIN)/python benchmarks/e3d_predrnn.py
+	$(BIN)/python benchmarks/time_distributed.py
+	$(BIN)/python benchmarks/video_loader.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache .mypy_cache

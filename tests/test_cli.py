@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from video_files import write_video
 
 from lstmvision.cli import LstmVisionCLI, demo_config, main, run_demo
 from lstmvision.data import KTH_ACTIONS
@@ -52,8 +53,34 @@ def _tiny_kth(root: Path, n_frames: int = 52) -> Path:
     return root
 
 
+def _tiny_ucf101(root: Path) -> tuple[Path, Path]:
+    """Two UCF101 classes, 2 training groups and 1 test group of 12-frame mp4 clips, with split files."""
+    rng = np.random.default_rng(0)
+    videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
+    train, test = [], []
+    for label, name in enumerate(("ApplyEyeMakeup", "Archery"), 1):
+        for group in (1, 2, 3):
+            relative = f"{name}/v_{name}_g{group:02d}_c01.avi"
+            write_video(videos / relative, rng.integers(0, 256, (12, 24, 32, 3), dtype=np.uint8), "mpeg4")
+            if group == 1:
+                test.append(relative)
+            else:
+                train.append(f"{relative} {label}")
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n")
+    (lists / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    (lists / "testlist01.txt").write_text("\n".join(test) + "\n")
+    return videos, lists
+
+
 def _data_overrides(config: Path, tmp_path: Path) -> list[str]:
     """Real files for the configs that read a public data set: a tiny one in its layout."""
+    if config.parent.name == "ucf101":
+        videos, lists = _tiny_ucf101(tmp_path / "ucf101")
+        return ["--data.init_args.root", str(videos), "--data.init_args.splits_dir", str(lists),
+                "--data.init_args.resize", "40", "--data.init_args.crop_size", "32",
+                "--data.init_args.val_fraction", "0.5",
+                "--model.init_args.model.init_args.num_classes", "2"]  # fmt: skip
     if config.parent.name == "kth":
         return [
             "--data.init_args.root",
@@ -126,7 +153,7 @@ def test_demo_trains_tests_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
 def test_early_recognition_run_reports_accuracy_per_observed_fraction(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = ROOT / "configs" / "moving_actions" / "e3d_lstm_classifier.yaml"
+    config = ROOT / "configs" / "actions" / "e3d_lstm_classifier.yaml"
     tiny = ["--config", str(config), "--runs_dir", str(tmp_path),
             "--model.init_args.model.init_args.num_hidden", "[4]",
             "--data.init_args.image_size", "24", "--data.init_args.seq_length", "8",
@@ -136,7 +163,7 @@ def test_early_recognition_run_reports_accuracy_per_observed_fraction(
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
     _run("fit", *tiny)
     _run("test", *tiny, "--ckpt_path", "last")
-    run = tmp_path / "moving_actions_e3d_lstm_classifier" / "version_0"
+    run = tmp_path / "actions_e3d_lstm_classifier" / "version_0"
     metrics = json.loads((run / "metrics.json").read_text())
     out = capsys.readouterr().out
     assert f"accuracy {metrics['accuracy']:.4f}" in out and f"over {metrics['count']} test videos" in out
@@ -147,3 +174,27 @@ def test_early_recognition_run_reports_accuracy_per_observed_fraction(
     )
     assert metrics["class_names"][:2] == ["left", "right"], "the data module's class names label the outputs"
     assert (run / "accuracy_vs_observed.png").is_file() and (run / "early_recognition.csv").is_file()
+
+
+def test_test_with_ckpt_path_best_takes_the_saved_best_of_the_newest_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ROOT / "configs" / "actions" / "single_frame.yaml"
+    tiny = ["--config", str(config), "--runs_dir", str(tmp_path),
+            "--data.init_args.image_size", "24", "--data.init_args.seq_length", "4",
+            "--data.init_args.train_size", "8", "--data.init_args.val_size", "4",
+            "--data.init_args.test_size", "6", "--data.init_args.batch_size", "4",
+            "--data.init_args.num_workers", "0", "--trainer.max_epochs", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="--ckpt_path best: no run of this experiment under"):
+        _run("test", *tiny, "--ckpt_path", "best")
+    _run("fit", *tiny)
+    run = tmp_path / "actions_single_frame" / "version_0"
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    _run("test", *tiny, "--ckpt_path", "best")
+    assert not (run.parent / "version_1").exists(), "testing the best checkpoint stays in its run directory"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["count"] == 6 and f"accuracy {metrics['accuracy']:.4f}" in capsys.readouterr().out
+    best.unlink()
+    with pytest.raises(FileNotFoundError, match=r"--ckpt_path best: no best-\*\.ckpt in .*version_0"):
+        _run("test", *tiny, "--ckpt_path", "best")

@@ -76,6 +76,12 @@ class LstmVisionCLI(LightningCLI):
         # checkpoints hold only tensors and plain values; never unpickle code from a checkpoint file
         if "weights_only" in config:
             config.weights_only = True
+        self._reuse_version = config.get("ckpt_path") == "last"
+        if config.get("ckpt_path") == "best" and self.subcommand != "fit":
+            # Lightning knows the best checkpoint only inside the process that trained; a later
+            # `test --ckpt_path best` takes the one the newest run of the experiment kept
+            config.ckpt_path = str(_saved_best(Path(config.runs_dir) / config.experiment))
+            self._reuse_version = True
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._run_config
@@ -84,7 +90,7 @@ class LstmVisionCLI(LightningCLI):
             kwargs["default_root_dir"] = str(Path(config.runs_dir) / config.experiment)
         if config.trainer.get("logger") in (None, True):
             root = Path(config.runs_dir) / config.experiment
-            version = _latest_version(root) if config.get("ckpt_path") == "last" else None
+            version = _latest_version(root) if self._reuse_version else None
             if version is not None:
                 _keep_csv_history(root / f"version_{version}")
             tensorboard = TensorBoardLogger(
@@ -104,6 +110,18 @@ class LstmVisionCLI(LightningCLI):
             best = _best_checkpoint(self.trainer)
             if best:
                 print(f"best checkpoint: {best}")
+
+
+def _saved_best(experiment: Path) -> Path:
+    """The ``best-*.ckpt`` of the newest version of an experiment, or an error saying what is missing."""
+    version = _latest_version(experiment)
+    if version is None:
+        raise FileNotFoundError(f"--ckpt_path best: no run of this experiment under {experiment}")
+    folder = experiment / f"version_{version}" / "checkpoints"
+    found = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"--ckpt_path best: no best-*.ckpt in {folder}")
+    return found[-1]  # with save_top_k > 1 several are kept: the newest was the best when it was saved
 
 
 def _best_checkpoint(trainer: Trainer) -> str | None:

@@ -26,6 +26,12 @@ SMALL: dict[str, tuple[dict, tuple[int, ...]]] = {
         dict(num_classes=3, num_hidden=[6, 5], filter_size=3, patch_size=2, observed_fraction=0.6),
         (2, 5, 1, 8, 8),
     ),
+    "cnn_lstm": (dict(num_classes=3, in_channels=1, hidden_size=6, pooling="attention"), (2, 5, 1, 8, 8)),
+    "cnn_convlstm": (
+        dict(num_classes=3, in_channels=1, hidden_channels=4, image_size=8, dense_size=6),
+        (2, 5, 1, 8, 8),
+    ),
+    "single_frame": (dict(num_classes=3, in_channels=1), (2, 5, 1, 8, 8)),
 }
 
 

@@ -24,13 +24,15 @@ import struct
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+
+from lstmvision.data._stages import sets_for_stage
 
 __all__ = [
     "KTH_ACTIONS",
@@ -458,13 +460,6 @@ class KTHDataModule(L.LightningDataModule):
     and ``int64 (B,)``.
     """
 
-    _STAGE_SETS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "fit": ("train", "val"),
-        "validate": ("val",),
-        "test": ("test",),
-        "predict": ("test",),
-    }
-
     def __init__(
         self,
         *,
@@ -545,11 +540,7 @@ class KTHDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Scan (and check) the folders of the sets that ``stage`` needs; all three when ``None``."""
-        if stage is not None and stage not in self._STAGE_SETS:
-            raise ValueError(
-                f"KTHDataModule.setup: stage must be one of {sorted(self._STAGE_SETS)} or None, got {stage!r}"
-            )
-        wanted = self._STAGE_SETS[stage] if stage is not None else ("train", "val", "test")
+        wanted = sets_for_stage("KTHDataModule", stage)
         for which in wanted:
             if which not in self.datasets:
                 self.datasets[which] = self._build(which)

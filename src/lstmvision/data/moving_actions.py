@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._stages import sets_for_stage
 from lstmvision.data.moving_mnist import DIGIT_SIZE, EpochSampler, Split, _speed_range, load_digits
 
 __all__ = ["MOVING_ACTIONS", "MovingDigitActions", "MovingDigitActionsDataModule", "generate_action_clip"]
@@ -409,12 +410,6 @@ class MovingDigitActionsDataModule(L.LightningDataModule):
     """
 
     _STREAMS: ClassVar[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
-    _STAGE_SETS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "fit": ("train", "val"),
-        "validate": ("val",),
-        "test": ("test",),
-        "predict": ("test",),
-    }
 
     def __init__(
         self,
@@ -465,12 +460,7 @@ class MovingDigitActionsDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Create the sets that ``stage`` needs (all three when ``stage`` is ``None``)."""
-        if stage is not None and stage not in self._STAGE_SETS:
-            raise ValueError(
-                f"MovingDigitActionsDataModule.setup: stage must be one of {sorted(self._STAGE_SETS)} "
-                f"or None, got {stage!r}"
-            )
-        for which in self._STAGE_SETS[stage] if stage is not None else ("train", "val", "test"):
+        for which in sets_for_stage("MovingDigitActionsDataModule", stage):
             if which not in self.datasets:
                 self.datasets[which] = MovingDigitActions(
                     self.sizes[which],

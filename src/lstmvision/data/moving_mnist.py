@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lstmvision.data._stages import sets_for_stage
+
 __all__ = [
     "DIGIT_SIZE",
     "EpochSampler",
@@ -690,12 +692,6 @@ class MovingMNISTDataModule(L.LightningDataModule):
 
     # Random streams keep the three generated sets independent under one seed.
     _STREAMS: ClassVar[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
-    _STAGE_SETS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "fit": ("train", "val"),
-        "validate": ("val",),
-        "test": ("test",),
-        "predict": ("test",),
-    }
 
     def __init__(
         self,
@@ -764,12 +760,7 @@ class MovingMNISTDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Open (and check) the sets that ``stage`` needs; all three when ``stage`` is ``None``."""
-        if stage is not None and stage not in self._STAGE_SETS:
-            raise ValueError(
-                f"MovingMNISTDataModule.setup: stage must be one of {sorted(self._STAGE_SETS)} "
-                f"or None, got {stage!r}"
-            )
-        wanted = self._STAGE_SETS[stage] if stage is not None else ("train", "val", "test")
+        wanted = sets_for_stage("MovingMNISTDataModule", stage)
         for which in wanted:
             if which not in self.datasets:
                 self.datasets[which] = self._build(which)

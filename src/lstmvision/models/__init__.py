@@ -4,13 +4,17 @@ from lstmvision.models.e3d_lstm import E3DLSTMClassifier, E3DLSTMPredictor
 from lstmvision.models.predictor import ConvLSTMPredictor, RecurrentPredictor
 from lstmvision.models.predrnn import PredRNNPredictor
 from lstmvision.models.registry import create_model, get_model_factory, list_models, register_model
+from lstmvision.models.video_classifier import CNNLSTM, CNNConvLSTM, SingleFrameClassifier
 
 __all__ = [
+    "CNNLSTM",
+    "CNNConvLSTM",
     "ConvLSTMPredictor",
     "E3DLSTMClassifier",
     "E3DLSTMPredictor",
     "PredRNNPredictor",
     "RecurrentPredictor",
+    "SingleFrameClassifier",
     "create_model",
     "get_model_factory",
     "list_models",
