@@ -615,6 +615,18 @@ def test_data_module_other_layouts(tmp_path: Path, videos: dict[str, Path]) -> N
     clips, labels = next(iter(module.train_dataloader()))
     assert clips.shape == (4, 2, 3, HEIGHT, WIDTH) and sorted(labels.tolist()) == [0, 0, 1, 1]
     assert len(module.datasets["test"]) == 8
+    hmdb_root = tmp_path / "hmdb51"
+    write_hmdb51(hmdb_root)
+    for path in hmdb_root.glob("*/*.avi"):
+        shutil.copy(videos["avi-mpeg4"], path)
+    hmdb = VideoDataModule(str(hmdb_root), layout="hmdb51", num_frames=3, resize=None, crop_size=None,
+                           val_fraction=0.25, batch_size=16)  # fmt: skip
+    hmdb.setup()
+    clips, labels = next(iter(hmdb.test_dataloader()))  # markers 2: clips 4 and 5 of each class
+    assert clips.shape == (4, 3, 3, HEIGHT, WIDTH) and labels.tolist() == [0, 0, 1, 1]
+    centre = clip_indices(T_VIDEO, 3, 1, uniform_starts(T_VIDEO, 3)[0])
+    assert all(video_indices(clip) == centre for clip in clips), "the centre clip of every test video"
+    assert len(hmdb.datasets["train"]) + len(hmdb.datasets["val"]) == 8  # markers 1; 0 is unused
     kth_root = tmp_path / "kth"
     write_kth(kth_root)
     kth = VideoDataModule(str(kth_root), layout="kth", train_persons=[1, 2, 15, 16], val_persons=[15, 16])
