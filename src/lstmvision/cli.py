@@ -1,8 +1,13 @@
-"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo``.
+"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo`` and ``export``.
 
 Every run writes under ``<runs_dir>/<experiment>/version_<n>/`` (TensorBoard and CSV logs, the saved
 config, ``checkpoints/``, and what the task writes at test time). ``--ckpt_path last`` reuses the
 newest version of the experiment, so a resumed run continues in the directory it stopped in.
+
+Reliability (docs/reliability.md): checkpoints are written atomically (never a truncated file, never
+one with NaN/inf weights), ``last.ckpt`` is also saved every ``--checkpoint_every_n_steps`` training
+steps, and SIGINT/SIGTERM stop ``fit`` after the current batch with ``last.ckpt`` saved, exit code
+128 + signal and the command that resumes the run on stderr.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from importlib import resources
 from pathlib import Path
@@ -19,6 +25,10 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from lstmvision._io import check_safe
+from lstmvision.export import main as export_main
+from lstmvision.tasks._reliability import AtomicCheckpointIO, RunGuard, RunInterrupted
 
 __all__ = ["LstmVisionCLI", "main"]
 
@@ -65,11 +75,26 @@ class LstmVisionCLI(LightningCLI):
             help="run name: outputs go under <runs_dir>/<experiment>/version_<n>/",
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="root folder of all runs")
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=500,
+            help="also save last.ckpt every n training steps (0: only at epoch ends)",
+        )
 
     @property
     def _run_config(self) -> Any:
         """The parsed configuration of this run (of its subcommand, when there is one)."""
         return self.config[self.subcommand] if self.subcommand else self.config
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads a given checkpoint's hyper-parameters here, before anything else: refuse a file
+        # that would run code when unpickled with an error naming it (torch's own message does not)
+        if self.config.get("subcommand"):
+            ckpt = self.config[self.config.subcommand].get("ckpt_path")
+            if ckpt and Path(ckpt).is_file():
+                check_safe(ckpt, what="--ckpt_path checkpoint")
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         config = self._run_config
@@ -99,17 +124,54 @@ class LstmVisionCLI(LightningCLI):
             # both loggers share one version folder, decided by the TensorBoard logger's scan
             csv = CSVLogger(config.runs_dir, name=config.experiment, version=tensorboard.version)
             kwargs["logger"] = [tensorboard, csv]
+        trainer_init = self._get(self.config_init, "trainer", default={})
+        kwargs["plugins"] = _with_atomic_io(trainer_init.get("plugins"))
+        kwargs["callbacks"] = self._reliability_callbacks(config, trainer_init.get("callbacks"))
         return super().instantiate_trainer(**kwargs)
+
+    def _reliability_callbacks(self, config: Any, configured: Any) -> list[Any]:
+        """The configured callbacks plus :class:`RunGuard` (``last.ckpt`` every n steps, graceful stop)."""
+        configured = configured or []
+        every = config.checkpoint_every_n_steps
+        if every < 0:
+            raise ValueError(f"--checkpoint_every_n_steps must be >= 0, got {every}")
+        if config.trainer.get("enable_checkpointing") is False:
+            every = 0
+        return [*(configured if isinstance(configured, list) else [configured]), RunGuard(every)]
 
     def after_test(self) -> None:
         _report(self.trainer)
 
     def after_fit(self) -> None:
-        if self.trainer.is_global_zero and self.trainer.log_dir is not None:
-            print(f"run directory: {self.trainer.log_dir}")
+        log_dir = self.trainer.log_dir  # a broadcast under DDP: every process must ask
+        if self.trainer.is_global_zero and log_dir is not None:
+            print(f"run directory: {log_dir}")
             best = _best_checkpoint(self.trainer)
             if best:
                 print(f"best checkpoint: {best}")
+
+
+def _with_atomic_io(plugins: Any) -> list[Any]:
+    """The configured plugins plus :class:`AtomicCheckpointIO`, unless one already handles checkpoint IO."""
+    from lightning.fabric.plugins import CheckpointIO
+
+    listed = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
+    if not any(isinstance(plugin, CheckpointIO) for plugin in listed):
+        listed.append(AtomicCheckpointIO())
+    return listed
+
+
+def _resume_command(argv: list[str]) -> str:
+    """``lstmvision <argv>`` with ``--ckpt_path last`` in place of any other checkpoint path."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ckpt_path":
+            skip = True
+        elif not arg.startswith("--ckpt_path="):
+            args.append(arg)
+    return shlex.join(["lstmvision", *args, "--ckpt_path", "last"])
 
 
 def _saved_best(experiment: Path) -> Path:
@@ -131,9 +193,10 @@ def _best_checkpoint(trainer: Trainer) -> str | None:
 
 def _report(trainer: Trainer) -> dict[str, Any] | None:
     """Print where the test outputs are and the test metrics (beside the baseline, for predictions)."""
-    if not trainer.is_global_zero or trainer.log_dir is None:
+    log_dir = trainer.log_dir  # a broadcast under DDP: every process must ask
+    if not trainer.is_global_zero or log_dir is None:
         return None
-    out = Path(trainer.log_dir)
+    out = Path(log_dir)
     path = out / "metrics.json"
     if not path.is_file():
         print(f"outputs: {out}")
@@ -194,10 +257,20 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "demo":
         run_demo(argv[1:])
         return
+    if argv and argv[0] == "export":
+        export_main(argv[1:])
+        return
     if argv and argv[0] not in (*_SUBCOMMANDS, "-h", "--help", "--version", "--print_config"):
-        known = ", ".join((*_SUBCOMMANDS, "demo"))
+        known = ", ".join((*_SUBCOMMANDS, "demo", "export"))
         sys.exit(f"lstmvision: unknown subcommand {argv[0]!r}; choose one of: {known}")
-    LstmVisionCLI(args=argv)
+    try:
+        LstmVisionCLI(args=argv)
+    except RunInterrupted as stop:
+        print(f"lstmvision: {stop}\nresume with:\n  {_resume_command(argv)}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    except FloatingPointError as error:
+        # a diverged run: the message names the step; the checkpoints written before it are left as they were
+        sys.exit(f"lstmvision {argv[0]}: {error}")
 
 
 if __name__ == "__main__":

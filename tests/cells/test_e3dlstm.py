@@ -385,8 +385,8 @@ def test_cell_rejects_bad_input() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(hidden_channels=0), "channels must be >= 1, got in=2, hidden=0, memory=0"),
-        (dict(memory_channels=0), "channels must be >= 1, got in=2, hidden=3, memory=0"),
+        (dict(hidden_channels=0), "got in_channels=2, hidden_channels=0, memory_channels=0"),
+        (dict(memory_channels=0), "got in_channels=2, hidden_channels=3, memory_channels=0"),
         (dict(filter_size=0), "filter_size must be an int >= 1 or a pair of them, got 0"),
         (dict(filter_size=(3, 3, 3)), r"filter_size must be an int >= 1 or a pair of them, got \(3, 3, 3\)"),
         (dict(window_length=0), "window_length must be >= 1, got 0"),

@@ -375,8 +375,8 @@ def test_cell_rejects_bad_input() -> None:
     [
         (dict(kernel_size=0), "kernel_size must be an int >= 1"),
         (dict(kernel_size=(3, 3, 3)), "kernel_size must be an int >= 1 or a pair"),
-        (dict(hidden_channels=0), "channels must be >= 1, got in=2, hidden=0"),
-        (dict(memory_channels=0), "memory=0"),
+        (dict(hidden_channels=0), "must be >= 1, got in_channels=2, hidden_channels=0"),
+        (dict(memory_channels=0), "memory_channels=0"),
         (dict(layer_norm=True, bias=False), "needs bias=True"),
     ],
 )

@@ -171,7 +171,11 @@ def test_classifier_refuses_bad_configuration(kwargs: dict, message: str) -> Non
     [
         (torch.rand(2, 8, 8, 8), {}, r"expects frames \(B, T, C, H, W\), got shape \(2, 8, 8, 8\)"),
         (torch.rand(2, 8, 3, 8, 8), {}, "expects 1 channels, got 3"),
-        (torch.rand(2, 8, 1, 7, 8), {}, "patch_size 2 must divide the frame size, got 7x8"),
+        (
+            torch.rand(2, 8, 1, 7, 8),
+            {},
+            "patch_size=2 must divide the frame height and width .*, got frames of 7x8",
+        ),
         (torch.rand(2, 8, 1, 8, 8), dict(observed_fraction=1.5), r"observed_fraction must be in \(0, 1\]"),
     ],
 )

@@ -123,10 +123,14 @@ def test_task_refuses_a_model_that_is_not_a_predictor() -> None:
         VideoPredictionTask(torch.nn.Linear(2, 2))
 
 
-def test_short_clips_are_refused() -> None:
+def test_short_clips_are_refused_naming_the_limit() -> None:
     task = _task()
-    with pytest.raises(ValueError, match="needs clips of at least 6 frames"):
+    with pytest.raises(ValueError, match="needs clips of at least total_length=6 frames, got 4"):
         task.training_step(torch.rand(2, 4, 1, 12, 12), 0)
+    # forecasting needs only the observed frames: the limit is input_length, and the message says so
+    with pytest.raises(ValueError, match="at least input_length=3 frames, got 2") as error:
+        task.predict_step(torch.rand(2, 2, 1, 12, 12), 0)
+    assert "total_length" not in str(error.value)
 
 
 def test_reverse_input_trains_on_forward_and_backward_clips() -> None:

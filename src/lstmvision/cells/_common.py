@@ -25,7 +25,8 @@ def memory_channels_of(in_channels: int, hidden_channels: int, memory_channels: 
     memory = hidden_channels if memory_channels is None else memory_channels
     if min(in_channels, hidden_channels, memory) < 1:
         raise ValueError(
-            f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}, memory={memory}"
+            "in_channels, hidden_channels and memory_channels must be >= 1, got "
+            f"in_channels={in_channels}, hidden_channels={hidden_channels}, memory_channels={memory}"
         )
     return memory
 

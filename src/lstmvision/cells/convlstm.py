@@ -33,7 +33,10 @@ class ConvLSTMState(NamedTuple):
 
 
 def _pair(value: _Pair, name: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+    # anything but an int or a sequence (a float from a config) falls through to the error below
+    pair = (
+        (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    )
     if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
         raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
     return pair  # type: ignore[return-value]
@@ -121,7 +124,10 @@ class ConvLSTMCell(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels < 1 or hidden_channels < 1:
-            raise ValueError(f"channels must be >= 1, got in={in_channels}, hidden={hidden_channels}")
+            raise ValueError(
+                "in_channels and hidden_channels must be >= 1, got "
+                f"in_channels={in_channels}, hidden_channels={hidden_channels}"
+            )
         if layer_norm and not bias:
             raise ValueError("layer_norm=True keeps the gate bias in the norm's shift; it needs bias=True")
         _check_rate(dropout, "dropout")

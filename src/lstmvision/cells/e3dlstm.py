@@ -112,8 +112,14 @@ class Eidetic3DLSTMCell(nn.Module):
     ) -> None:
         super().__init__()
         memory_channels = memory_channels_of(in_channels, hidden_channels, memory_channels)
-        spatial = (filter_size,) * 2 if isinstance(filter_size, int) else tuple(filter_size)
-        if len(spatial) != 2 or min(spatial) < 1:
+        spatial = (
+            (filter_size,) * 2
+            if isinstance(filter_size, int)
+            else tuple(filter_size)
+            if isinstance(filter_size, (tuple, list))
+            else ()  # a float from a config: reported below
+        )
+        if len(spatial) != 2 or not all(isinstance(v, int) and v >= 1 for v in spatial):
             raise ValueError(f"filter_size must be an int >= 1 or a pair of them, got {filter_size!r}")
         if window_length < 1:
             raise ValueError(f"window_length must be >= 1, got {window_length}")

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._sharding import test_set_sampler
 from lstmvision.data._stages import sets_for_stage
 
 __all__ = [
@@ -92,6 +93,8 @@ class KTHVideo(NamedTuple):
 
 
 def _check_persons(persons: Sequence[int], what: str) -> tuple[int, ...]:
+    if not isinstance(persons, (list, tuple, range)):
+        raise TypeError(f"{what} must be a list of KTH persons 1-25, got {persons!r}")
     chosen = tuple(sorted(set(persons)))
     if not chosen:
         raise ValueError(f"{what} must name at least one person (1-25), got {tuple(persons)}")
@@ -375,6 +378,12 @@ class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             list(self.persons),
         )
 
+    @property
+    def skipped(self) -> int:
+        """Corrupt frame files this process has met and skipped (``on_corrupt="skip"``); each counts once.
+        DataLoader workers keep their own count."""
+        return len(self._corrupt)
+
     def stride_of(self, action: str) -> int:
         """Frames between consecutive sequence starts in a video of ``action``."""
         if self.stride is not None:
@@ -566,7 +575,9 @@ class KTHDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), shuffle=False)
 
     def test_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
-        return self._loader(self._dataset("test"), shuffle=False)
+        # under DDP each process tests its own block of the set, no clip repeated (see _sharding.py)
+        dataset = self._dataset("test")
+        return self._loader(dataset, sampler=test_set_sampler(dataset))
 
     def predict_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         return self.test_dataloader()

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._sharding import test_set_sampler
 from lstmvision.data._stages import sets_for_stage
 from lstmvision.data.moving_mnist import DIGIT_SIZE, EpochSampler, Split, _speed_range, load_digits
 
@@ -499,7 +500,9 @@ class MovingDigitActionsDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), shuffle=False)
 
     def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self._dataset("test"), shuffle=False)
+        # under DDP each process tests its own block of the set, no clip repeated (see _sharding.py)
+        dataset = self._dataset("test")
+        return self._loader(dataset, sampler=test_set_sampler(dataset))
 
     def predict_dataloader(self) -> DataLoader[Any]:
         return self.test_dataloader()

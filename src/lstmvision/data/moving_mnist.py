@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lstmvision.data._sharding import test_set_sampler
 from lstmvision.data._stages import sets_for_stage
 
 __all__ = [
@@ -86,6 +87,8 @@ def _existing_file(path: str | Path, what: str) -> Path:
 
 def _check_seq_length(path: Path, available: int, seq_length: int | None) -> int:
     """Return the number of frames to keep, refusing files whose sequences are too short."""
+    if available < 1:
+        raise ValueError(f"{path}: sequences hold no frame")
     if seq_length is None:
         return available
     if seq_length < 1:
@@ -230,7 +233,8 @@ def read_e3d_npz(path: str | Path, *, seq_length: int | None = None) -> np.ndarr
     clips = clips.astype(np.int64)
     starts, lengths = clips[..., 0], clips[..., 1]  # each (2, N): row 0 input clips, row 1 output clips
     for side, raw, name in ((0, raw_in, "input"), (1, raw_out, "output")):
-        bad = (starts[side] < 0) | (lengths[side] < 0) | (starts[side] + lengths[side] > len(raw))
+        # compared as start > frames - length: start + length could overflow int64 and wrap round
+        bad = (starts[side] < 0) | (lengths[side] < 0) | (starts[side] > len(raw) - lengths[side])
         if bad.any():
             n = int(np.flatnonzero(bad)[0])
             raise ValueError(
@@ -307,6 +311,8 @@ def read_mnist_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"{path}: truncated header: expected {header} bytes, got {len(raw)}")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    if min(shape) < 0:
+        raise ValueError(f"{path}: negative dims {shape} in the header")
     expected = math.prod(shape)
     got = len(raw) - header
     if got != expected:
@@ -789,7 +795,9 @@ class MovingMNISTDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), shuffle=False)
 
     def test_dataloader(self) -> DataLoader[torch.Tensor]:
-        return self._loader(self._dataset("test"), shuffle=False)
+        # under DDP each process tests its own block of the set, no clip repeated (see _sharding.py)
+        dataset = self._dataset("test")
+        return self._loader(dataset, sampler=test_set_sampler(dataset))
 
     def predict_dataloader(self) -> DataLoader[torch.Tensor]:
         return self.test_dataloader()

@@ -37,6 +37,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._sharding import test_set_sampler
 from lstmvision.data._stages import sets_for_stage
 from lstmvision.data.kth import KTH_ACTIONS, KTH_TEST_PERSONS, KTH_TRAIN_PERSONS
 
@@ -150,6 +151,8 @@ def _check_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
 
 
 def _check_persons(persons: Sequence[int], what: str) -> tuple[int, ...]:
+    if not isinstance(persons, (list, tuple, range)):
+        raise TypeError(f"{what} must be a list of KTH persons 1-25, got {persons!r}")
     bad = [p for p in persons if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 25]
     if bad:
         raise ValueError(f"{what} must be KTH persons 1-25, got {bad}")
@@ -349,7 +352,8 @@ class _BadVideoError(ValueError):
 
 def _natural_key(name: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
     # Digit runs compare as numbers (frame_2 < frame_10); the tag keeps ints and strs apart.
-    parts = tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in re.split(r"(\d+)", name) if p)
+    # isdecimal, not isdigit: int() refuses digits such as superscripts that isdigit accepts
+    parts = tuple((0, int(p)) if p.isdecimal() else (1, p.lower()) for p in re.split(r"(\d+)", name) if p)
     return parts, name
 
 
@@ -760,7 +764,10 @@ def _split_lines(path: Path, what: str) -> list[tuple[int, list[str]]]:
     """(line number, whitespace-separated fields) of the non-blank lines (CRLF and a BOM tolerated)."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: {what} is not UTF-8 text ({exc})") from exc
     return [(number, line.split()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -784,7 +791,7 @@ def _read_ucf101_classes(path: Path) -> list[str]:
     names: list[str] = []
     for number, fields in _split_lines(path, "UCF101 class index (classInd.txt)"):
         where = f"{path}:{number}"
-        if len(fields) != 2 or not fields[0].isdigit():
+        if len(fields) != 2 or not (fields[0].isascii() and fields[0].isdigit()):
             raise ValueError(
                 f"{where}: expected '<index> <ClassName>' (e.g. '1 ApplyEyeMakeup'), got {fields}"
             )
@@ -819,7 +826,7 @@ def _read_ucf101_list(
             raise ValueError(f"{where}: class '{class_name}' is not in {index_file}")
         label = names.index(class_name)
         if len(fields) == 2:
-            if not fields[1].isdigit() or int(fields[1]) != label + 1:
+            if not (fields[1].isascii() and fields[1].isdigit()) or int(fields[1]) != label + 1:
                 raise ValueError(
                     f"{where}: label '{fields[1]}' disagrees with {index_file}, which gives '{class_name}' "
                     f"label {label + 1}"
@@ -1106,6 +1113,8 @@ class VideoDataModule(L.LightningDataModule):
         _check_fraction("test_fraction", test_fraction, zero_ok=False)
         if num_workers < 0:
             raise ValueError(f"VideoDataModule: num_workers must be >= 0, got {num_workers}")
+        if seed < 0:
+            raise ValueError(f"VideoDataModule: seed must be >= 0 (numpy SeedSequence), got {seed}")
         if layout in ("ucf101", "hmdb51"):
             _check_split(split)
         elif split != 1 or splits_dir is not None:
@@ -1233,7 +1242,9 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), shuffle=False)
 
     def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader(self._dataset("test"), shuffle=False)
+        # under DDP each process tests its own block of the set, no clip repeated (see _sharding.py)
+        dataset = self._dataset("test")
+        return self._loader(dataset, sampler=test_set_sampler(dataset))
 
     def predict_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
         return self.test_dataloader()

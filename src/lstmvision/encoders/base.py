@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from typing_extensions import Self
 
+from lstmvision._io import safe_load
 from lstmvision._registry import Registry
 
 __all__ = [
@@ -72,16 +73,16 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """The tensors of a ``.safetensors`` file or a torch state dict (bare or under "state_dict"/"model")."""
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file  # imported here: only weights files need it
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file  # imported here: only weights files need it
 
+        try:
             obj: Any = load_file(str(path), device="cpu")
-        else:
-            # weights_only: a weights file is data, never code to run (pickle can execute anything)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a corrupt or foreign file: name it instead of surfacing a pickle error
-        raise ValueError(f"cannot read weights file {path}: {err}") from err
+        except Exception as err:  # a corrupt or foreign file: name it instead of surfacing its error
+            raise ValueError(f"cannot read weights file {path}: {err}") from err
+    else:
+        # weights_only: a weights file is data, never code to run (pickle can execute anything)
+        obj = safe_load(path, what="weights file")
     if isinstance(obj, Mapping):
         for entry in ("state_dict", "model"):  # Lightning / many training scripts wrap the weights
             if isinstance(obj.get(entry), Mapping):

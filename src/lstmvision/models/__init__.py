@@ -3,6 +3,7 @@
 from lstmvision.models.e3d_lstm import E3DLSTMClassifier, E3DLSTMPredictor
 from lstmvision.models.predictor import ConvLSTMPredictor, RecurrentPredictor
 from lstmvision.models.predrnn import PredRNNPredictor
+from lstmvision.models.pretrained import instantiate_model, load_pretrained, save_pretrained
 from lstmvision.models.registry import create_model, get_model_factory, list_models, register_model
 from lstmvision.models.video_classifier import CNNLSTM, CNNConvLSTM, SingleFrameClassifier
 
@@ -17,6 +18,9 @@ __all__ = [
     "SingleFrameClassifier",
     "create_model",
     "get_model_factory",
+    "instantiate_model",
     "list_models",
+    "load_pretrained",
     "register_model",
+    "save_pretrained",
 ]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._io import safe_load
 from lstmvision.cells import Eidetic3DLSTM, Eidetic3DLSTMState
 from lstmvision.layers import observed_frames
 from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
@@ -193,12 +194,8 @@ class E3DLSTMClassifier(nn.Module):
         file = Path(path)
         if not file.is_file():
             raise FileNotFoundError(f"pretrained_encoder: file not found: {file}")
-        try:
-            saved = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as error:  # a pickle carrying code, or not a torch file at all
-            raise ValueError(
-                f"pretrained_encoder: cannot load {file} with weights_only=True: {error}"
-            ) from error
+        # weights_only: a pickle naming code is refused before it runs (UnsafeFileError names the file)
+        saved = safe_load(file, what="pretrained_encoder checkpoint")
         state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
         if not isinstance(state, dict):
             raise ValueError(f"pretrained_encoder: {file} holds no state_dict")
@@ -224,7 +221,10 @@ class E3DLSTMClassifier(nn.Module):
         if C != self.in_channels:
             raise ValueError(f"E3DLSTMClassifier expects {self.in_channels} channels, got {C}")
         if H % self.patch_size or W % self.patch_size:
-            raise ValueError(f"patch_size {self.patch_size} must divide the frame size, got {H}x{W}")
+            raise ValueError(
+                f"patch_size={self.patch_size} must divide the frame height and width (the data's "
+                f"image_size), got frames of {H}x{W}"
+            )
         seen = observed_frames(fraction, T)
         observed = frames[:, :seen]
         # (B, seen, C, H, W) -> (B, seen, C*p*p, H/p, W/p): space-to-depth on every frame at once

@@ -222,7 +222,10 @@ class RecurrentPredictor(nn.Module, abc.ABC):
                 f"{name} expects {self.in_channels} channels, got {C} (shape {tuple(frames.shape)})"
             )
         if H % self.patch_size or W % self.patch_size:
-            raise ValueError(f"patch_size {self.patch_size} must divide the frame size, got {H}x{W}")
+            raise ValueError(
+                f"patch_size={self.patch_size} must divide the frame height and width (the data's "
+                f"image_size), got frames of {H}x{W}"
+            )
         if T < self.input_length:
             raise ValueError(f"{name} needs at least input_length={self.input_length} frames, got {T}")
         if future < 1:
@@ -231,9 +234,11 @@ class RecurrentPredictor(nn.Module, abc.ABC):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{key} must be in [0, 1], got {value}")
         if sampling_prob > 0.0 and T < self.input_length + future - 1:
+            need = self.input_length + future - 1
             raise ValueError(
-                f"scheduled sampling needs the true frames: expected at least {self.input_length + future - 1} "
-                f"frames, got {T}"
+                f"{name}: scheduled sampling (sampling_prob={sampling_prob}) feeds true frames, so it needs "
+                f"input_length + future - 1 = {need} frames (total_length - 1 when future is not given), "
+                f"got {T}"
             )
 
 

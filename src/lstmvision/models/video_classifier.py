@@ -84,6 +84,13 @@ class _FrameClassifier(nn.Module):
                 f"{type(self).__name__} expects clips (B, T, C={self.in_channels}, H, W), "
                 f"got shape {tuple(clips.shape)}"
             )
+        if not clips.is_floating_point():
+            raise ValueError(f"{type(self).__name__} expects floating-point clips, got dtype {clips.dtype}")
+        if min(clips.shape) < 1:
+            # an empty frame would fail inside the encoder's first convolution with no word of the clip
+            raise ValueError(
+                f"{type(self).__name__} expects non-empty clips (B, T, C, H, W), got shape {tuple(clips.shape)}"
+            )
         if self.frame_stack > 1:
             clips = stack_frames(clips, self.frame_stack)  # (B, T-s+1, s*C, H, W)
             if lengths is not None:
@@ -267,9 +274,16 @@ class CNNConvLSTM(_FrameClassifier):
 
     def _map_size(self, image_size: int | tuple[int, int]) -> tuple[int, int]:
         """The encoder's map size for frames of ``image_size``, by one forward pass on zeros."""
-        H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
-        if H < 1 or W < 1:
-            raise ValueError(f"image_size must be positive, got {image_size}")
+        size = (image_size, image_size) if isinstance(image_size, int) else image_size
+        if not (
+            isinstance(size, (tuple, list))
+            and len(size) == 2
+            and all(isinstance(v, int) and v >= 1 for v in size)
+        ):
+            raise ValueError(
+                f"image_size must be a positive int or a pair (height, width) of them, got {image_size!r}"
+            )
+        H, W = size
         encoder = self.frame_encoder
         was_training = encoder.training
         encoder.eval()  # BatchNorm must not record the statistics of a zero image

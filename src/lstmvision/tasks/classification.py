@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics
-from lstmvision.tasks._outputs import default_checkpoints, run_dir
+from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
+from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
 __all__ = ["VideoClassificationTask"]
@@ -109,6 +110,9 @@ class VideoClassificationTask(L.LightningModule):
         train_observed_fractions: fractions of each clip, in (0, 1], to train on: every training batch
             sees only its first fraction, drawn uniformly from this list, so that one model learns to
             recognise from a partial observation (``None``: whole clips).
+        on_nonfinite_loss: a NaN/inf training loss ``"raise"``s ``FloatingPointError`` naming the step, or
+            ``"skip"``s the batch (no optimiser step) with a warning; ``skipped_batches`` counts them
+            (logged as ``train/skipped_batches``).
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class VideoClassificationTask(L.LightningModule):
         top_k: Sequence[int] = (1, 5),
         observed_fractions: Sequence[float] | None = None,
         train_observed_fractions: Sequence[float] | None = None,
+        on_nonfinite_loss: NonFinitePolicy = "raise",
     ) -> None:
         super().__init__()
         num_classes = _resolve_num_classes(model, num_classes)
@@ -180,6 +185,8 @@ class VideoClassificationTask(L.LightningModule):
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
         self._clip_lengths: set[int] = set()
         self._predictions: list[tuple[Tensor, Tensor]] = []
+        self.on_nonfinite_loss = on_nonfinite_loss
+        self.skipped_batches = 0
 
     @property
     def top_k(self) -> tuple[int, ...]:
@@ -247,7 +254,7 @@ class VideoClassificationTask(L.LightningModule):
             )
         self.class_names = list(names)
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         clips, labels = self._labelled(batch)
         fraction = None
         if self.train_fractions is not None:
@@ -255,8 +262,8 @@ class VideoClassificationTask(L.LightningModule):
             fraction = self.train_fractions[int(torch.randint(len(self.train_fractions), ()))]
         logits = self._logits(clips, fraction)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        if not finite_loss(self, loss, self.on_nonfinite_loss):
+            return None  # skipped: no backward pass, no optimiser step
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
         self.log("train/acc", accuracy, batch_size=len(labels))
@@ -417,11 +424,13 @@ class VideoClassificationTask(L.LightningModule):
 
     def on_predict_epoch_end(self) -> None:
         out = self._run_dir()
-        if out is None or not self._predictions or not self.trainer.is_global_zero:
+        # every process's predictions, in the order of the set, reach rank 0, which alone writes them
+        gathered = gather_on_rank_zero(self._trainer, self._predictions)
+        if out is None or not gathered or not self.trainer.is_global_zero:
             return
         out.mkdir(parents=True, exist_ok=True)
-        predicted = torch.cat([p for p, _ in self._predictions]).tolist()
-        probability = torch.cat([q for _, q in self._predictions]).tolist()
+        predicted = torch.cat([p for p, _ in gathered]).tolist()
+        probability = torch.cat([q for _, q in gathered]).tolist()
         with (out / "predictions.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["index", "class_index", "class_name", "probability"])

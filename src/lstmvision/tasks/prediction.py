@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, frame_mse, frame_ssim
-from lstmvision.tasks._outputs import default_checkpoints, run_dir
+from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
+from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
 
 __all__ = ["VideoPredictionTask"]
@@ -71,6 +72,9 @@ class VideoPredictionTask(L.LightningModule):
         save_frames: test clips whose frames are written as PNG (the release's ``--num_save_samples``
             into ``--gen_frm_dir``); 0 writes none.
         predict_future: frames to forecast in ``predict`` (None = ``total_length - input_length``).
+        on_nonfinite_loss: a NaN/inf training loss ``"raise"``s ``FloatingPointError`` naming the step, or
+            ``"skip"``s the batch (no optimiser step) with a warning; ``skipped_batches`` counts them
+            (logged as ``train/skipped_batches``).
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class VideoPredictionTask(L.LightningModule):
         gif_samples: int = 4,
         save_frames: int = 0,
         predict_future: int | None = None,
+        on_nonfinite_loss: NonFinitePolicy = "raise",
     ) -> None:
         super().__init__()
         for attr in ("input_length", "total_length", "sampling_probability", "input_sampling_probability"):
@@ -115,9 +120,12 @@ class VideoPredictionTask(L.LightningModule):
         self.gif_samples = gif_samples
         self.save_frames = save_frames
         self.predict_future = predict_future
+        self.on_nonfinite_loss = on_nonfinite_loss
+        self.skipped_batches = 0
         self._metrics = {name: VideoMetrics() for name in _SERIES}
         self._shown: dict[str, list[Tensor]] = {}
         self._frames_written = 0
+        self._test_dir: Path | None = None
         self._predictions: list[Tensor] = []
 
     # ----------------------------------------------------------------------------------------- training
@@ -133,8 +141,9 @@ class VideoPredictionTask(L.LightningModule):
     def total_length(self) -> int:
         return self.predictor.total_length
 
-    def _clips(self, batch: Tensor | tuple | list, need: int) -> Tensor:
-        # need: total_length to train and evaluate, input_length to forecast
+    def _clips(self, batch: Tensor | tuple | list, key: Literal["total_length", "input_length"]) -> Tensor:
+        """The first ``total_length`` frames (to train and evaluate) or ``input_length`` (to forecast)."""
+        need: int = getattr(self, key)
         frames = batch[0] if isinstance(batch, (tuple, list)) else batch
         if frames.dim() != 5:
             raise ValueError(
@@ -142,12 +151,12 @@ class VideoPredictionTask(L.LightningModule):
             )
         if frames.shape[1] < need:
             raise ValueError(
-                f"VideoPredictionTask needs clips of at least {need} frames, got {frames.shape[1]}"
+                f"VideoPredictionTask needs clips of at least {key}={need} frames, got {frames.shape[1]}"
             )
         return frames[:, :need]
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        frames = self._clips(batch, self.total_length)
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor | None:
+        frames = self._clips(batch, "total_length")
         eta = self.predictor.sampling_probability(self.global_step)
         r_eta = self.predictor.input_sampling_probability(self.global_step)
         if self.reverse_input:
@@ -158,8 +167,8 @@ class VideoPredictionTask(L.LightningModule):
         target = frames[:, 1:]
         mse = F.mse_loss(pred, target)
         loss = mse + self.l1_weight * F.l1_loss(pred, target) if self.l1_weight else mse
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        if not finite_loss(self, loss, self.on_nonfinite_loss):
+            return None  # skipped: no backward pass, no optimiser step
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sampling_prob", eta)
         if r_eta < 1.0:
@@ -173,7 +182,7 @@ class VideoPredictionTask(L.LightningModule):
         return pred.clamp(0.0, 1.0)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        frames = self._clips(batch, self.total_length)
+        frames = self._clips(batch, "total_length")
         truth = frames[:, self.input_length :]
         pred = self._forecast(frames, truth.shape[1])
         self.log("val/mse", frame_mse(pred, truth).mean(), prog_bar=True, sync_dist=True)
@@ -185,9 +194,12 @@ class VideoPredictionTask(L.LightningModule):
             metrics.reset()
         self._shown = {}
         self._frames_written = 0
+        # read once on every rank: trainer.log_dir is a broadcast under DDP, and ranks may run
+        # different numbers of test batches
+        self._test_dir = self._run_dir()
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        frames = self._clips(batch, self.total_length)
+        frames = self._clips(batch, "total_length")
         observed, truth = frames[:, : self.input_length], frames[:, self.input_length :]
         series = {
             "model": self._forecast(frames, truth.shape[1]),
@@ -204,7 +216,7 @@ class VideoPredictionTask(L.LightningModule):
             for key, value in (("observed", observed), ("truth", truth), ("pred", pred)):
                 self._shown.setdefault(key, []).append(value[:take].detach().cpu())
         take = self.save_frames - self._frames_written
-        out = self._run_dir()
+        out = self._test_dir
         if take > 0 and self.trainer.is_global_zero and out is not None:
             save_frames_png(
                 out / "frames",
@@ -272,7 +284,7 @@ class VideoPredictionTask(L.LightningModule):
     # --------------------------------------------------------------------------------------- prediction
     def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         future = self.predict_future or self.total_length - self.input_length
-        pred = self._forecast(self._clips(batch, self.input_length), future)
+        pred = self._forecast(self._clips(batch, "input_length"), future)
         self._predictions.append(pred.detach().cpu())
         return pred
 
@@ -281,10 +293,12 @@ class VideoPredictionTask(L.LightningModule):
 
     def on_predict_epoch_end(self) -> None:
         out = self._run_dir()
-        if out is None or not self._predictions or not self.trainer.is_global_zero:
+        # every process's forecasts, in the order of the set, reach rank 0, which alone writes them
+        gathered = gather_on_rank_zero(self._trainer, self._predictions)
+        if out is None or not gathered or not self.trainer.is_global_zero:
             return
         out.mkdir(parents=True, exist_ok=True)
-        predictions = torch.cat(self._predictions)
+        predictions = torch.cat(gathered)
         # uint8 like the public Moving MNIST files: 4x smaller than float32, exact to 1/255
         torch.save({"predictions": (predictions * 255).round().to(torch.uint8)}, out / "predictions.pt")
         log.info("%d forecasts written to %s", len(predictions), out / "predictions.pt")

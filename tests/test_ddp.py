@@ -1,0 +1,165 @@
+"""Training and testing with several processes (Lightning's DDP, gloo on CPU) for every task.
+
+Each task trains with 2 processes through ``python -m lstmvision.cli fit --trainer.strategy ddp``, then
+its checkpoint is tested once with 1 process (in the pytest process) and once with 2. The ``ddp`` strategy (not ``ddp_spawn``)
+is what a user launches, and what torchrun and SLURM start: every rank re-runs the same command, so
+these tests also cover the CLI's directory and version logic on every rank. Running as a subprocess
+keeps the process group, its port and its threads out of the pytest process.
+
+Agreement: with the same weights and the same test clips, 2 processes must give the metrics of 1.
+Counts and confusion matrices must be equal exactly (the test sampler gives each clip to exactly one
+process; Lightning's default one would repeat a clip to even out the 2 shards of the odd-sized test
+set). Video metrics are float64 sums of per-clip values; the only differences are the order of
+summation and float32 convolutions run on batches of another size, so they agree to 1e-5 relative.
+Training trajectories differ with the global batch and are not compared; the 2-process run must
+count half the optimiser steps of 1 process per epoch and end with a finite loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lstmvision.cli import demo_config, main
+
+ROOT = Path(__file__).resolve().parents[1]
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+ONE = ["--trainer.devices", "1", "--trainer.accelerator", "cpu"]
+# 8 training clips, batch 2: 2 steps per rank in one epoch with 2 processes (4 with one);
+# an odd test set, which 2 processes cannot split evenly
+COMMON = [
+    "--data.init_args.train_size", "8",
+    "--data.init_args.val_size", "4",
+    "--data.init_args.test_size", "5",
+    "--data.init_args.batch_size", "2",
+    "--data.init_args.num_workers", "0",
+    "--trainer.max_epochs", "1",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.log_every_n_steps", "1",
+]  # fmt: skip
+PREDICTION = [
+    "--config", str(demo_config()),
+    "--model.init_args.model.init_args.num_hidden", "[4]",
+    "--model.init_args.model.init_args.filter_size", "3",
+    "--model.init_args.model.init_args.input_length", "4",
+    "--model.init_args.model.init_args.total_length", "8",
+    "--model.init_args.gif_samples", "2",
+    "--model.init_args.save_frames", "3",
+    "--data.init_args.image_size", "32",
+    "--data.init_args.seq_length", "8",
+]  # fmt: skip
+CLASSIFICATION = [
+    "--config", str(ROOT / "configs" / "actions" / "single_frame.yaml"),
+    "--model.init_args.model.init_args.encoder.init_args.channels", "[4, 8]",
+    "--model.init_args.model.init_args.encoder.init_args.feature_dim", "8",
+    "--data.init_args.image_size", "24",
+    "--data.init_args.seq_length", "4",
+]  # fmt: skip
+STEPS_PER_EPOCH_2_PROCESSES = 2  # ceil(ceil(8 / 2) / 2)
+
+
+def _cli(tmp_path: Path, *argv: str) -> str:
+    """Run ``python -m lstmvision.cli`` in ``tmp_path``; its output, or a failure showing it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "lstmvision.cli", *argv, "--runs_dir", str(tmp_path / "runs")]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(argv[:1])} exited with {done.returncode}:\n{output[-6000:]}"
+    return output
+
+
+def _only_version(tmp_path: Path, experiment: str) -> Path:
+    versions = sorted((tmp_path / "runs" / experiment).glob("version_*"))
+    assert len(versions) == 1, f"expected one run directory (rank 0's), got {versions}"
+    return versions[0]
+
+
+def _fit_with_2_processes(tmp_path: Path, base: list[str]) -> Path:
+    """Train with 2 processes; check what rank 0 wrote and how many steps were counted; the last.ckpt."""
+    _cli(tmp_path, "fit", *base, *COMMON, *DDP, "--experiment", "fit2")
+    run = _only_version(tmp_path, "fit2")
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints), checkpoints
+    last = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    # one epoch over 8 clips split between 2 processes, batch 2: each process took 2 steps, in lockstep
+    assert saved["global_step"] == STEPS_PER_EPOCH_2_PROCESSES
+    with (run / "metrics.csv").open() as handle:
+        losses = [float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+    assert len(losses) == STEPS_PER_EPOCH_2_PROCESSES, losses  # logged by rank 0 only, once per step
+    assert all(math.isfinite(loss) for loss in losses), losses
+    return last
+
+
+def _test(
+    tmp_path: Path,
+    base: list[str],
+    ckpt: Path,
+    experiment: str,
+    capsys: pytest.CaptureFixture[str] | None = None,
+) -> dict:
+    """Test ``ckpt`` with 2 processes, or with 1 in this process (no interpreter to start) given ``capsys``."""
+    argv = ["test", *base, *COMMON, "--ckpt_path", str(ckpt), "--experiment", experiment]
+    if capsys is None:
+        out = _cli(tmp_path, *argv, *DDP)
+    else:
+        main([*argv, *ONE, "--runs_dir", str(tmp_path / "runs")])
+        out = capsys.readouterr().out
+    run = _only_version(tmp_path, experiment)
+    assert out.count("\noutputs: ") == 1, f"the report must be printed once, by rank 0:\n{out[-3000:]}"
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_video_prediction_with_2_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    last = _fit_with_2_processes(tmp_path, PREDICTION)
+    one = _test(tmp_path, PREDICTION, last, "test1", capsys)
+    two = _test(tmp_path, PREDICTION, last, "test2")
+    assert one["num_sequences"] == two["num_sequences"] == 5  # no clip tested twice
+    for series in ("model", "copy_last_frame"):
+        for metric, value in one[series].items():
+            assert two[series][metric] == pytest.approx(value, rel=1e-5), (series, metric)
+        for metric, curve in one["per_frame"][series].items():
+            assert two["per_frame"][series][metric] == pytest.approx(curve, rel=1e-5), (series, metric)
+    run = _only_version(tmp_path, "test2")
+    assert (run / "predictions.gif").is_file() and (run / "per_frame_metrics.png").is_file()
+    # save_frames=3 from rank 0, whose block holds the set's first 2 clips: the first clips, as with one process
+    frames_one = sorted(
+        p.relative_to(_only_version(tmp_path, "test1"))
+        for p in (_only_version(tmp_path, "test1") / "frames").rglob("*.png")
+    )
+    frames_two = sorted(p.relative_to(run) for p in (run / "frames").rglob("*.png"))
+    assert frames_two and set(frames_two) <= set(frames_one), (frames_one, frames_two)
+
+
+def test_video_classification_with_2_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    last = _fit_with_2_processes(tmp_path, CLASSIFICATION)
+    one = _test(tmp_path, CLASSIFICATION, last, "test1", capsys)
+    two = _test(tmp_path, CLASSIFICATION, last, "test2")
+    assert one["count"] == two["count"] == 5  # no clip tested twice
+    assert two["confusion_matrix"] == one["confusion_matrix"]
+    for key in ("accuracy", "top5", "mean_class_accuracy"):
+        assert two[key] == pytest.approx(one[key], abs=1e-12), key
+    assert (_only_version(tmp_path, "test2") / "confusion_matrix.png").is_file()
+
+    # predict with 2 processes: rank 0 gathers every process's rows and writes them once, in set order
+    _cli(
+        tmp_path, "predict", *CLASSIFICATION, *COMMON, *DDP, "--ckpt_path", str(last), "--experiment", "pred2"
+    )
+    with (_only_version(tmp_path, "pred2") / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["index"]) for row in rows] == list(range(5))
+    predicted = [int(row["class_index"]) for row in rows]
+    # the confusion matrix's column sums are the predicted classes of the same 5 clips
+    columns = [sum(column) for column in zip(*one["confusion_matrix"])]
+    assert [predicted.count(c) for c in range(len(columns))] == columns
