@@ -198,3 +198,10 @@ def test_test_with_ckpt_path_best_takes_the_saved_best_of_the_newest_run(
     best.unlink()
     with pytest.raises(FileNotFoundError, match=r"--ckpt_path best: no best-\*\.ckpt in .*version_0"):
         _run("test", *tiny, "--ckpt_path", "best")
+
+
+def test_a_patch_size_that_does_not_divide_the_frames_is_refused_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"patch_size=3 must divide the data's image_size=32"):
+        _run("fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path), *TINY,
+             "--model.init_args.model.init_args.patch_size", "3")  # fmt: skip
+    assert not list(tmp_path.rglob("*.ckpt")), "nothing was trained"

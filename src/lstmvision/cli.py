@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch.distributed
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -271,6 +272,11 @@ def main(argv: list[str] | None = None) -> None:
     except FloatingPointError as error:
         # a diverged run: the message names the step; the checkpoints written before it are left as they were
         sys.exit(f"lstmvision {argv[0]}: {error}")
+    finally:
+        # Lightning leaves a DDP process group alive; torn down by the interpreter's exit instead, gloo's
+        # threads can abort the process ("terminate called without an active exception", exit -6)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

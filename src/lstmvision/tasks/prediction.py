@@ -313,6 +313,17 @@ class VideoPredictionTask(L.LightningModule):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def setup(self, stage: str) -> None:
+        # a patch size that does not divide the frames would only fail at the first batch, after the
+        # data was built: refuse it now, naming both keys
+        size = getattr(getattr(self._trainer, "datamodule", None), "image_size", None)
+        patch = getattr(self.predictor, "patch_size", None)
+        if isinstance(size, int) and isinstance(patch, int) and size % patch:
+            raise ValueError(
+                f"the model's patch_size={patch} must divide the data's image_size={size} "
+                "(frames are cut into patch_size x patch_size patches)"
+            )
+
     def configure_callbacks(self) -> list[Callback]:
         # last.ckpt and the checkpoint with the lowest validation MSE per frame, unless the user configured one
         return default_checkpoints(self.trainer, "val/mse", "min")
