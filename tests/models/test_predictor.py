@@ -145,7 +145,7 @@ def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:
             "patch_size=2 must divide the frame height and width .*, got frames of 9x8",
         ),
         (torch.rand(2, 2, 1, 8, 8), {}, "needs at least input_length=3 frames, got 2"),
-        (torch.zeros(2, 6, 1, 8, 8, dtype=torch.uint8), {}, "floating-point frames, got dtype torch.uint8"),
+        (torch.zeros(2, 6, 1, 8, 8, dtype=torch.uint8), {}, "a floating-point input, got dtype torch.uint8"),
         (
             torch.rand(2, 4, 1, 8, 8),
             dict(sampling_prob=0.5),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def layer_channels(hidden_channels: int | Sequence[int], num_layers: int) -> list[int]:
@@ -43,3 +43,20 @@ def check_lengths(lengths: Tensor | None, B: int, T: int, device: torch.device) 
     if int(lengths.min()) < 1 or int(lengths.max()) > T:
         raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
     return lengths.to(device)
+
+
+def check_input_dtype(who: str, x: Tensor, module: nn.Module) -> None:
+    """A floating-point input of the module's weight dtype (any float under autocast), or a ValueError.
+
+    Without this, a float64 clip into float32 weights fails deep inside a convolution with torch's own
+    message; under ``torch.autocast`` mixed dtypes are the point, so only the float check applies.
+    """
+    if not x.is_floating_point():
+        raise ValueError(f"{who} expects a floating-point input, got dtype {x.dtype}")
+    weight = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if weight is None or x.dtype == weight.dtype or torch.is_autocast_enabled(x.device.type):
+        return
+    raise ValueError(
+        f"{who} expects {weight.dtype} input (the dtype of its weights), got {x.dtype}: convert the input "
+        f"(x.to({weight.dtype})), the model (model.to({x.dtype})), or run under torch.autocast"
+    )

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_lengths, layer_channels
+from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
 
@@ -284,8 +284,7 @@ class ConvLSTMCell(nn.Module):
     def _check_input(self, x_t: Tensor) -> None:
         if x_t.dim() != 4:
             raise ValueError(f"ConvLSTMCell expects x_t (B, C, H, W), got shape {tuple(x_t.shape)}")
-        if not x_t.is_floating_point():
-            raise ValueError(f"ConvLSTMCell expects a floating-point input, got dtype {x_t.dtype}")
+        check_input_dtype("ConvLSTMCell", x_t, self)
         if x_t.shape[1] != self.in_channels:
             raise ValueError(f"ConvLSTMCell expects {self.in_channels} channels, got {x_t.shape[1]}")
 
@@ -450,8 +449,7 @@ class ConvLSTM(nn.Module):
         layout = "(B, T, C, H, W)" if self.batch_first else "(T, B, C, H, W)"
         if x.dim() != 5:
             raise ValueError(f"ConvLSTM expects x {layout}, got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"ConvLSTM expects a floating-point input, got dtype {x.dtype}")
+        check_input_dtype("ConvLSTM", x, self)
         if x.shape[2] != self.in_channels:
             raise ValueError(
                 f"ConvLSTM expects {self.in_channels} channels, got {x.shape[2]} in {tuple(x.shape)}"

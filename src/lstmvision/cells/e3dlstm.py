@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_lengths, layer_channels, memory_channels_of
+from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels, memory_channels_of
 
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
 
@@ -244,8 +244,7 @@ class Eidetic3DLSTMCell(nn.Module):
     def _check_input(self, x_t: Tensor) -> None:
         if x_t.dim() != 5:
             raise ValueError(f"Eidetic3DLSTMCell expects x_t (B, C, w, H, W), got shape {tuple(x_t.shape)}")
-        if not x_t.is_floating_point():
-            raise ValueError(f"Eidetic3DLSTMCell expects a floating-point input, got dtype {x_t.dtype}")
+        check_input_dtype("Eidetic3DLSTMCell", x_t, self)
         if x_t.shape[1] != self.in_channels:
             raise ValueError(f"Eidetic3DLSTMCell expects {self.in_channels} channels, got {x_t.shape[1]}")
         if x_t.shape[2] != self.window_length:
@@ -373,8 +372,7 @@ class Eidetic3DLSTM(nn.Module):
     def _check_input(self, x: Tensor, layout: str) -> Tensor:
         if x.dim() != 5:
             raise ValueError(f"Eidetic3DLSTM expects x {layout}, got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"Eidetic3DLSTM expects a floating-point input, got dtype {x.dtype}")
+        check_input_dtype("Eidetic3DLSTM", x, self)
         if x.shape[2] != self.in_channels:
             raise ValueError(
                 f"Eidetic3DLSTM expects {self.in_channels} channels, got {x.shape[2]} in {tuple(x.shape)}"

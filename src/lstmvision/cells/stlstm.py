@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_lengths, layer_channels, memory_channels_of
+from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels, memory_channels_of
 from lstmvision.cells.convlstm import _channels_last, _check_rate, _pair, _reverse
 
 __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
@@ -201,7 +201,7 @@ class SpatioTemporalLSTMCell(nn.Module):
         return h, c, m
 
     def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:
-        _check_frames(x_t, self.in_channels, who, "x_t (B, C, H, W)")
+        _check_frames(x_t, self, who, "x_t (B, C, H, W)")
 
 
 class SpatioTemporalLSTM(nn.Module):
@@ -306,7 +306,7 @@ class SpatioTemporalLSTM(nn.Module):
     ) -> tuple[Tensor, tuple[_Rows, _Rows, Tensor]]:
         """Run every layer over the clips; returns ``(output, (h_n, c_n, m_n))``."""
         layout = "x (B, T, C, H, W)" if self.batch_first else "x (T, B, C, H, W)"
-        _check_frames(x, self.in_channels, "SpatioTemporalLSTM", layout)
+        _check_frames(x, self, "SpatioTemporalLSTM", layout)
         if x.numel() == 0:
             raise ValueError(f"SpatioTemporalLSTM expects a non-empty {layout}, got shape {tuple(x.shape)}")
         x = x if self.batch_first else x.transpose(0, 1)  # (B, T, C, H, W)
@@ -412,11 +412,11 @@ class SpatioTemporalLSTM(nn.Module):
         return parts[0], parts[1], parts[2]
 
 
-def _check_frames(x: Tensor, channels: int, who: str, layout: str) -> None:
+def _check_frames(x: Tensor, module: nn.Module, who: str, layout: str) -> None:
     # x is (..., C, H, W) with as many leading axes as the layout names
+    channels: int = module.in_channels  # type: ignore[assignment]
     if x.dim() != layout.count(",") + 1:
         raise ValueError(f"{who} expects {layout}, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{who} expects a floating-point input, got dtype {x.dtype}")
+    check_input_dtype(who, x, module)
     if x.shape[-3] != channels:
         raise ValueError(f"{who} expects {channels} channels, got {x.shape[-3]} in {tuple(x.shape)}")

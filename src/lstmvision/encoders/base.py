@@ -21,6 +21,7 @@ from typing_extensions import Self
 
 from lstmvision._io import safe_load
 from lstmvision._registry import Registry
+from lstmvision.cells._common import check_input_dtype
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -250,6 +251,7 @@ class FrameEncoder(nn.Module):
                 f"{type(self).__name__} expects (N, C, H, W) with C={self.in_channels}, "
                 f"got shape {tuple(x.shape)}"
             )
+        check_input_dtype(type(self).__name__, x, self)
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std  # (N, C, H, W) - (C, 1, 1)
         return x

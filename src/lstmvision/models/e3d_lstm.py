@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lstmvision._io import safe_load
 from lstmvision.cells import Eidetic3DLSTM, Eidetic3DLSTMState
+from lstmvision.cells._common import check_input_dtype
 from lstmvision.layers import observed_frames
 from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
 from lstmvision.models.registry import register_model
@@ -220,6 +221,7 @@ class E3DLSTMClassifier(nn.Module):
         B, T, C, H, W = frames.shape
         if C != self.in_channels:
             raise ValueError(f"E3DLSTMClassifier expects {self.in_channels} channels, got {C}")
+        check_input_dtype("E3DLSTMClassifier", frames, self)
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(
                 f"patch_size={self.patch_size} must divide the frame height and width (the data's "

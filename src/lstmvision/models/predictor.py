@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision.cells import ConvLSTMCell, ConvLSTMState
+from lstmvision.cells._common import check_input_dtype
 from lstmvision.models.registry import register_model
 
 __all__ = ["ConvLSTMPredictor", "RecurrentPredictor"]
@@ -214,8 +215,7 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         name = type(self).__name__
         if frames.dim() != 5:
             raise ValueError(f"{name} expects frames (B, T, C, H, W), got shape {tuple(frames.shape)}")
-        if not frames.is_floating_point():
-            raise ValueError(f"{name} expects floating-point frames, got dtype {frames.dtype}")
+        check_input_dtype(name, frames, self)
         _, T, C, H, W = frames.shape
         if C != self.in_channels:
             raise ValueError(

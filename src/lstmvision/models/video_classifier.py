@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmvision.cells import ConvLSTM
-from lstmvision.cells._common import check_lengths
+from lstmvision.cells._common import check_input_dtype, check_lengths
 from lstmvision.encoders import ExternalEncoder, FrameEncoder, create_encoder
 from lstmvision.layers import TemporalAttentionPooling, TimeDistributed, stack_frames, temporal_mean
 from lstmvision.models.registry import register_model
@@ -84,8 +84,7 @@ class _FrameClassifier(nn.Module):
                 f"{type(self).__name__} expects clips (B, T, C={self.in_channels}, H, W), "
                 f"got shape {tuple(clips.shape)}"
             )
-        if not clips.is_floating_point():
-            raise ValueError(f"{type(self).__name__} expects floating-point clips, got dtype {clips.dtype}")
+        check_input_dtype(type(self).__name__, clips, self)
         if min(clips.shape) < 1:
             # an empty frame would fail inside the encoder's first convolution with no word of the clip
             raise ValueError(
