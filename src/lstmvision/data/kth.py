@@ -32,8 +32,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._common import check_loader_args, sets_for_stage
 from lstmvision.data._sharding import test_set_sampler
-from lstmvision.data._stages import sets_for_stage
 
 __all__ = [
     "KTH_ACTIONS",
@@ -495,8 +495,7 @@ class KTHDataModule(L.LightningDataModule):
             fast_stride=fast_stride,
             batch_size=batch_size,
         )
-        if num_workers < 0:
-            raise ValueError(f"KTHDataModule: num_workers must be >= 0, got {num_workers}")
+        check_loader_args("KTHDataModule", num_workers=num_workers)
         _check_on_corrupt(on_corrupt)
         self.persons: dict[str, tuple[int, ...] | None] = {
             "train": _check_persons(train_persons, "train_persons"),

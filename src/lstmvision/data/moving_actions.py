@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._common import check_loader_args, sets_for_stage
 from lstmvision.data._sharding import test_set_sampler
-from lstmvision.data._stages import sets_for_stage
 from lstmvision.data.moving_mnist import DIGIT_SIZE, EpochSampler, Split, _speed_range, load_digits
 
 __all__ = ["MOVING_ACTIONS", "MovingDigitActions", "MovingDigitActionsDataModule", "generate_action_clip"]
@@ -429,18 +429,15 @@ class MovingDigitActionsDataModule(L.LightningDataModule):
         mnist_path: str | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("train_size", train_size),
-            ("val_size", val_size),
-            ("test_size", test_size),
-            ("batch_size", batch_size),
-        ):
-            if value < 1:
-                raise ValueError(f"MovingDigitActionsDataModule: {name} must be >= 1, got {value}")
-        if num_workers < 0:
-            raise ValueError(f"MovingDigitActionsDataModule: num_workers must be >= 0, got {num_workers}")
-        if seed < 0:
-            raise ValueError(f"MovingDigitActionsDataModule: seed must be >= 0, got {seed}")
+        check_loader_args(
+            "MovingDigitActionsDataModule",
+            num_workers=num_workers,
+            seed=seed,
+            train_size=train_size,
+            val_size=val_size,
+            test_size=test_size,
+            batch_size=batch_size,
+        )
         self.speed = _check_clip_args(image_size, seq_length, speed, num_distractors)
         self._class_names = _class_names(classes)
         self.save_hyperparameters()

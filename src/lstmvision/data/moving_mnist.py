@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lstmvision.data._common import check_loader_args, sets_for_stage
 from lstmvision.data._sharding import test_set_sampler
-from lstmvision.data._stages import sets_for_stage
 
 __all__ = [
     "DIGIT_SIZE",
@@ -719,19 +719,16 @@ class MovingMNISTDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("train_size", train_size),
-            ("val_size", val_size),
-            ("test_size", test_size),
-            ("batch_size", batch_size),
-            ("seq_length", seq_length),
-        ):
-            if value < 1:
-                raise ValueError(f"MovingMNISTDataModule: {name} must be >= 1, got {value}")
-        if num_workers < 0:
-            raise ValueError(f"MovingMNISTDataModule: num_workers must be >= 0, got {num_workers}")
-        if seed < 0:
-            raise ValueError(f"MovingMNISTDataModule: seed must be >= 0, got {seed}")
+        check_loader_args(
+            "MovingMNISTDataModule",
+            num_workers=num_workers,
+            seed=seed,
+            train_size=train_size,
+            val_size=val_size,
+            test_size=test_size,
+            batch_size=batch_size,
+            seq_length=seq_length,
+        )
         if combine not in ("max", "sum"):
             raise ValueError(f"MovingMNISTDataModule: combine must be 'max' or 'sum', got {combine!r}")
         _check_generator_args(num_digits, image_size, seq_length)

@@ -37,8 +37,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data._common import check_loader_args, sets_for_stage
 from lstmvision.data._sharding import test_set_sampler
-from lstmvision.data._stages import sets_for_stage
 from lstmvision.data.kth import KTH_ACTIONS, KTH_TEST_PERSONS, KTH_TRAIN_PERSONS
 
 __all__ = [
@@ -1111,10 +1111,7 @@ class VideoDataModule(L.LightningDataModule):
         _check_choice("on_corrupt", on_corrupt, ("raise", "skip"))
         _check_fraction("val_fraction", val_fraction, zero_ok=True)
         _check_fraction("test_fraction", test_fraction, zero_ok=False)
-        if num_workers < 0:
-            raise ValueError(f"VideoDataModule: num_workers must be >= 0, got {num_workers}")
-        if seed < 0:
-            raise ValueError(f"VideoDataModule: seed must be >= 0 (numpy SeedSequence), got {seed}")
+        check_loader_args("VideoDataModule", num_workers=num_workers, seed=seed)
         if layout in ("ucf101", "hmdb51"):
             _check_split(split)
         elif split != 1 or splits_dir is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "ExternalEncoder",
     "FrameEncoder",
     "create_encoder",
+    "dry_run",
     "encode",
     "list_encoders",
     "register_encoder",
@@ -310,6 +311,24 @@ def encode(encoder: nn.Module, x: Tensor) -> tuple[Tensor | None, Tensor]:
     raise ValueError(f"{type(encoder).__name__} returned {_describe(output)}; {expected}")
 
 
+def dry_run(module: nn.Module, in_channels: int, height: int, width: int) -> tuple[Tensor | None, Tensor]:
+    """:func:`encode` one zero frame ``(1, in_channels, height, width)`` to learn the output sizes.
+
+    Runs in eval mode without gradient (BatchNorm in train mode would record the zeros' statistics)
+    and restores the module's mode, on the dtype and device of its parameters.
+    """
+    reference = next(module.parameters(), None)
+    dtype = reference.dtype if reference is not None else torch.float32
+    device = reference.device if reference is not None else torch.device("cpu")
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            return encode(module, torch.zeros(1, in_channels, height, width, dtype=dtype, device=device))
+    finally:
+        module.train(was_training)
+
+
 class ExternalEncoder(FrameEncoder):
     """Any ``nn.Module`` as a :class:`FrameEncoder`: outputs normalised by :func:`encode`.
 
@@ -358,23 +377,14 @@ class ExternalEncoder(FrameEncoder):
 
     def _probe(self, size: int) -> tuple[int, int, int]:
         """(out_channels, feature_dim, reduction) from one forward pass on zeros."""
-        reference = next(self.module.parameters(), None)
-        dtype = reference.dtype if reference is not None else torch.float32
-        device = reference.device if reference is not None else torch.device("cpu")
-        was_training = self.training
-        self.eval()  # BatchNorm in train mode would update its statistics from the zeros
         try:
-            with torch.no_grad():
-                probe = torch.zeros(1, self.in_channels, size, size, dtype=dtype, device=device)
-                try:
-                    maps, pooled = encode(self.module, probe)
-                except RuntimeError as error:  # e.g. a Linear layer built for another image size
-                    raise ValueError(
-                        f"ExternalEncoder could not run {type(self.module).__name__} on a probe input of shape "
-                        f"{tuple(probe.shape)} ({error}); set probe_size to a frame size the module accepts"
-                    ) from error
-        finally:
-            self.train(was_training)
+            maps, pooled = dry_run(self.module, self.in_channels, size, size)
+        except RuntimeError as error:  # e.g. a Linear layer built for another image size
+            raise ValueError(
+                f"ExternalEncoder could not run {type(self.module).__name__} on a probe input of shape "
+                f"(1, {self.in_channels}, {size}, {size}) ({error}); set probe_size to a frame size the "
+                "module accepts"
+            ) from error
         if maps is None:
             return 0, int(pooled.shape[1]), 0
         return int(maps.shape[1]), int(pooled.shape[1]), max(1, round(size / maps.shape[-2]))

@@ -31,7 +31,8 @@ from lstmvision.models.registry import register_model
 __all__ = ["ConvLSTMPredictor", "RecurrentPredictor"]
 
 
-def _check_positive(**values: int) -> None:
+def check_positive(**values: int) -> None:
+    """A ValueError naming the first argument below 1 (sizes, lengths, kernel sizes of the predictors)."""
     for key, value in values.items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
@@ -90,7 +91,7 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         r_exp_alpha: float,
     ) -> None:
         super().__init__()
-        _check_positive(in_channels=in_channels, patch_size=patch_size, input_length=input_length)
+        check_positive(in_channels=in_channels, patch_size=patch_size, input_length=input_length)
         if total_length <= input_length:
             raise ValueError(
                 f"total_length must be greater than input_length, got total_length={total_length}, "
@@ -292,7 +293,7 @@ class ConvLSTMPredictor(RecurrentPredictor):
             r_exp_alpha=r_exp_alpha,
         )
         sizes = [self.patch_channels, *check_num_hidden(num_hidden)]
-        _check_positive(filter_size=filter_size)
+        check_positive(filter_size=filter_size)
         self.cells = nn.ModuleList(
             ConvLSTMCell(sizes[i], sizes[i + 1], filter_size, layer_norm=layer_norm)
             for i in range(len(sizes) - 1)

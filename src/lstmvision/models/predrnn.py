@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from lstmvision.cells import SpatioTemporalLSTM, SpatioTemporalLSTMState
-from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
+from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden, check_positive
 from lstmvision.models.registry import register_model
 
 __all__ = ["PredRNNPredictor"]
@@ -71,8 +71,7 @@ class PredRNNPredictor(RecurrentPredictor):
             r_exp_alpha=r_exp_alpha,
         )
         sizes = check_num_hidden(num_hidden)
-        if filter_size < 1:
-            raise ValueError(f"filter_size must be >= 1, got {filter_size}")
+        check_positive(filter_size=filter_size)
         self.stack = SpatioTemporalLSTM(
             self.patch_channels, sizes, filter_size, num_layers=len(sizes), layer_norm=layer_norm
         )

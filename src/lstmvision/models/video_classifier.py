@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmvision.cells import ConvLSTM
 from lstmvision.cells._common import check_input_dtype, check_lengths
-from lstmvision.encoders import ExternalEncoder, FrameEncoder, create_encoder
+from lstmvision.encoders import ExternalEncoder, FrameEncoder, create_encoder, dry_run
 from lstmvision.layers import TemporalAttentionPooling, TimeDistributed, stack_frames, temporal_mean
 from lstmvision.models.registry import register_model
 
@@ -282,13 +282,8 @@ class CNNConvLSTM(_FrameClassifier):
             raise ValueError(
                 f"image_size must be a positive int or a pair (height, width) of them, got {image_size!r}"
             )
-        H, W = size
-        encoder = self.frame_encoder
-        was_training = encoder.training
-        encoder.eval()  # BatchNorm must not record the statistics of a zero image
-        with torch.no_grad():
-            maps, _ = encoder(torch.zeros(1, encoder.in_channels, H, W))
-        encoder.train(was_training)
+        maps, _ = dry_run(self.frame_encoder, self.frame_encoder.in_channels, *size)
+        assert maps is not None  # has_maps was checked before
         return int(maps.shape[-2]), int(maps.shape[-1])
 
     def forward(self, clips: Tensor, lengths: Tensor | None = None) -> Tensor:
