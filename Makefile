@@ -43,6 +43,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/e3d_predrnn.py
 	$(BIN)/python benchmarks/time_distributed.py
 	$(BIN)/python benchmarks/video_loader.py
+	$(BIN)/python benchmarks/mplstm.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache .mypy_cache

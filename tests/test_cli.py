@@ -15,7 +15,9 @@ from lstmvision.cli import LstmVisionCLI, demo_config, main, run_demo
 from lstmvision.data import KTH_ACTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = [*sorted((ROOT / "configs").rglob("*.yaml")), demo_config()]
+# comparison files (a `variants:` list, for `lstmvision compare`) are run by tests/test_compare.py
+COMPARISONS = [p for p in sorted((ROOT / "configs").rglob("*.yaml")) if "\nvariants:" in p.read_text()]
+CONFIGS = [*sorted(set((ROOT / "configs").rglob("*.yaml")) - set(COMPARISONS)), demo_config()]
 
 # a tiny run of the demo configuration: 32x32 frames, 4 observed + 4 predicted, one small layer
 TINY = [
@@ -73,6 +75,47 @@ def _tiny_ucf101(root: Path) -> tuple[Path, Path]:
     return videos, lists
 
 
+def _tiny_ouluvs2(root: Path) -> Path:
+    """4 speakers x views 1, 3, 5 x two phrases, 6-frame 24x32 mp4 files named as in the release."""
+    rng = np.random.default_rng(0)
+    for speaker in (1, 2, 3, 4):
+        for view in (1, 3, 5):
+            for utterance in (31, 34):
+                frames = rng.integers(0, 256, (6, 24, 32, 3), dtype=np.uint8)
+                write_video(
+                    root / str(speaker) / str(view) / f"s{speaker}_v{view}_u{utterance}.mp4", frames, "mpeg4"
+                )
+    return root
+
+
+def _tiny_features(path: Path) -> Path:
+    """10 samples of 3 views x (7, 512) float32 features, labels 0-9, in the HDF5 layout."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for i in range(10):
+            group = f.create_group(f"sample{i}")
+            group.attrs["label"] = i
+            for view in ("v1", "v3", "v5"):
+                group.create_dataset(view, data=rng.standard_normal((7, 512)).astype(np.float32))
+    return path
+
+
+def _tiny_lightfield(root: Path) -> Path:
+    """2 subjects x 5 samples, each a horizontal and a vertical row of 5 sub-aperture 16x16 images."""
+    rng = np.random.default_rng(0)
+    for subject in ("subj01", "subj02"):
+        for sample in range(5):
+            for direction in ("horizontal", "vertical"):
+                folder = root / subject / f"s{sample}" / direction
+                folder.mkdir(parents=True)
+                for number in range(5):
+                    pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(folder / f"img_{number}.png")
+    return root
+
+
 def _data_overrides(config: Path, tmp_path: Path) -> list[str]:
     """Real files for the configs that read a public data set: a tiny one in its layout."""
     if config.parent.name == "ucf101":
@@ -81,6 +124,16 @@ def _data_overrides(config: Path, tmp_path: Path) -> list[str]:
                 "--data.init_args.resize", "40", "--data.init_args.crop_size", "32",
                 "--data.init_args.val_fraction", "0.5",
                 "--model.init_args.model.init_args.num_classes", "2"]  # fmt: skip
+    if config.parent.name == "ouluvs2":
+        return ["--data.init_args.root", str(_tiny_ouluvs2(tmp_path / "ouluvs2")), "--data.init_args.num_frames", "4",
+                "--data.init_args.resize", "[16, 16]", "--data.init_args.val_fraction", "0.25",
+                "--data.init_args.test_fraction", "0.25"]  # fmt: skip
+    if config.parent.name == "lightfield":
+        return ["--data.init_args.root", str(_tiny_lightfield(tmp_path / "lffd")), "--data.init_args.num_frames", "4",
+                "--data.init_args.resize", "[16, 16]", "--model.init_args.model.init_args.num_classes", "2"]  # fmt: skip
+    if config.name == "mp_lstm_features.yaml":
+        return ["--data.init_args.path", str(_tiny_features(tmp_path / "features.h5")),
+                "--data.init_args.val_fraction", "0.2", "--data.init_args.test_fraction", "0.2"]  # fmt: skip
     if config.parent.name == "kth":
         return [
             "--data.init_args.root",

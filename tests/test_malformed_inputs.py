@@ -119,6 +119,11 @@ SMALL: dict[str, dict[str, object]] = {
     "cnn_lstm": dict(num_classes=3, encoder="small_cnn", hidden_size=8),
     "cnn_convlstm": dict(num_classes=3, encoder="small_cnn", image_size=16, hidden_channels=4),
     "single_frame": dict(num_classes=3, encoder="small_cnn"),
+    "mp_lstm": dict(num_classes=3, num_views=2, hidden_size=8),
+    "early_fusion": dict(num_classes=3, num_views=2, hidden_size=8),
+    "late_fusion": dict(num_classes=3, num_views=2, hidden_size=8),
+    "mv_lstm": dict(num_classes=3, num_views=2, hidden_size=8),
+    "single_view": dict(num_classes=3, num_views=2, hidden_size=8),
 }
 PREDICTORS = ("convlstm", "predrnn", "e3d_lstm")
 
@@ -196,6 +201,11 @@ ZERO_OK = {
     "sampling_changing_rate",
     "sampling_stop_iter",
     "r_sampling_step_1",
+    "input_dropout",
+    "recurrent_dropout",
+    "dropout_lstm",
+    "view_specific_fraction",
+    "view",
 }
 
 

@@ -1,4 +1,4 @@
-"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo`` and ``export``.
+"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo``, ``export`` and ``compare``.
 
 Every run writes under ``<runs_dir>/<experiment>/version_<n>/`` (TensorBoard and CSV logs, the saved
 config, ``checkpoints/``, and what the task writes at test time). ``--ckpt_path last`` reuses the
@@ -261,8 +261,13 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "export":
         export_main(argv[1:])
         return
+    if argv and argv[0] == "compare":
+        from lstmvision.compare import main as compare_main
+
+        compare_main(argv[1:])
+        return
     if argv and argv[0] not in (*_SUBCOMMANDS, "-h", "--help", "--version", "--print_config"):
-        known = ", ".join((*_SUBCOMMANDS, "demo", "export"))
+        known = ", ".join((*_SUBCOMMANDS, "demo", "export", "compare"))
         sys.exit(f"lstmvision: unknown subcommand {argv[0]!r}; choose one of: {known}")
     try:
         LstmVisionCLI(args=argv)

@@ -32,6 +32,21 @@ SMALL: dict[str, tuple[dict, tuple[int, ...]]] = {
         (2, 5, 1, 8, 8),
     ),
     "single_frame": (dict(num_classes=3, in_channels=1), (2, 5, 1, 8, 8)),
+    # multi-view models: (B, V, T, C, H, W)
+    "mp_lstm": (
+        dict(num_classes=3, num_views=2, in_channels=1, hidden_size=6, peepholes=True),
+        (2, 2, 4, 1, 8, 8),
+    ),
+    "early_fusion": (dict(num_classes=3, num_views=2, in_channels=1, hidden_size=6), (2, 2, 4, 1, 8, 8)),
+    "late_fusion": (
+        dict(num_classes=3, num_views=2, in_channels=1, hidden_size=6, share_encoder=False),
+        (2, 2, 4, 1, 8, 8),
+    ),
+    "mv_lstm": (dict(num_classes=3, num_views=2, in_channels=1, hidden_size=6), (2, 2, 4, 1, 8, 8)),
+    "single_view": (
+        dict(num_classes=3, num_views=2, in_channels=1, hidden_size=6, view=1),
+        (2, 2, 4, 1, 8, 8),
+    ),
 }
 
 

@@ -2,6 +2,8 @@
 
 from lstmvision.cells.convlstm import ConvLSTM, ConvLSTMCell, ConvLSTMState
 from lstmvision.cells.e3dlstm import Eidetic3DLSTM, Eidetic3DLSTMCell, Eidetic3DLSTMState
+from lstmvision.cells.mplstm import MPLSTMState, MultiPerspectiveLSTM, MultiPerspectiveLSTMCell
+from lstmvision.cells.mvlstm import MultiViewLSTM, MultiViewLSTMCell, MVLSTMState
 from lstmvision.cells.stlstm import SpatioTemporalLSTM, SpatioTemporalLSTMCell, SpatioTemporalLSTMState
 
 __all__ = [
@@ -11,6 +13,12 @@ __all__ = [
     "Eidetic3DLSTM",
     "Eidetic3DLSTMCell",
     "Eidetic3DLSTMState",
+    "MPLSTMState",
+    "MVLSTMState",
+    "MultiPerspectiveLSTM",
+    "MultiPerspectiveLSTMCell",
+    "MultiViewLSTM",
+    "MultiViewLSTMCell",
     "SpatioTemporalLSTM",
     "SpatioTemporalLSTMCell",
     "SpatioTemporalLSTMState",

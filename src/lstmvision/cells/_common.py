@@ -60,3 +60,75 @@ def check_input_dtype(who: str, x: Tensor, module: nn.Module) -> None:
         f"{who} expects {weight.dtype} input (the dtype of its weights), got {x.dtype}: convert the input "
         f"(x.to({weight.dtype})), the model (model.to({x.dtype})), or run under torch.autocast"
     )
+
+
+def view_sizes(input_size: int | Sequence[int], num_views: int) -> list[int]:
+    """The input size of each of ``num_views`` views from one int or one per view, or a ValueError."""
+    if num_views < 1:
+        raise ValueError(f"num_views must be >= 1, got {num_views}")
+    sizes = [input_size] * num_views if isinstance(input_size, int) else list(input_size)
+    if len(sizes) != num_views or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes
+    ):
+        raise ValueError(
+            f"input_size must be an int >= 1 or {num_views} of them (one per view), got {input_size!r}"
+        )
+    return sizes
+
+
+def split_views(
+    who: str,
+    module: nn.Module,
+    x: Tensor | Sequence[Tensor],
+    sizes: list[int],
+    rank: int,
+    view_axis: int,
+    layout: str,
+) -> list[Tensor]:
+    """The V views of ``x`` (a tensor with V on ``view_axis``, or V tensors of ``rank`` axes), checked."""
+    V = len(sizes)
+    if isinstance(x, Tensor):
+        if x.dim() != rank + 1:
+            raise ValueError(f"{who} expects x {layout}, got shape {tuple(x.shape)}")
+        views = list(x.unbind(view_axis))  # (B, V, D) -> V x (B, D); (B, V, T, D) -> V x (B, T, D)
+    elif isinstance(x, (list, tuple)) and all(isinstance(v, Tensor) for v in x):
+        views = list(x)
+        bad = [tuple(v.shape) for v in views if v.dim() != rank]
+        if bad:
+            raise ValueError(f"{who} expects x {layout}, got a view of shape {bad[0]}")
+    else:
+        raise ValueError(f"{who} expects x {layout}, got {type(x).__name__}")
+    if len(views) != V:
+        raise ValueError(f"{who} expects {V} views, got {len(views)}")
+    for k, (view, size) in enumerate(zip(views, sizes)):
+        check_input_dtype(f"{who} (view {k})", view, module)
+        if view.shape[-1] != size:
+            raise ValueError(f"{who} view {k} expects {size} features, got {view.shape[-1]}")
+    if len({v.shape[:-1] for v in views}) > 1:
+        raise ValueError(
+            f"{who} views must share the batch size and time length, got {[tuple(v.shape) for v in views]}"
+        )
+    return views
+
+
+def check_rate(value: float, name: str) -> None:
+    """A dropout rate in [0, 1), or a ValueError naming the key."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+
+def reversal_index(lengths: Tensor | None, T: int, device: torch.device) -> Tensor | None:
+    """``(B, T)`` time index that reverses each sequence within its own valid steps (padding stays in
+    place), for :func:`reverse_time`; None when every sequence has all T steps (a plain flip)."""
+    if lengths is None or int(lengths.min()) == T:
+        return None
+    steps = torch.arange(T, device=device)[None, :]  # (1, T)
+    return torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+
+
+def reverse_time(x: Tensor, index: Tensor | None) -> Tensor:
+    """Reverse time (dim 1) of ``(B, T, ...)``; with a :func:`reversal_index`, each sequence within its
+    valid steps (an involution)."""
+    if index is None:
+        return x.flip(1)
+    return x[torch.arange(x.shape[0], device=x.device)[:, None], index]  # (B, T, ...)

@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels
+from lstmvision.cells._common import (
+    check_input_dtype,
+    check_lengths,
+    check_rate,
+    layer_channels,
+    reversal_index,
+    reverse_time,
+)
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
 
@@ -40,11 +47,6 @@ def _pair(value: _Pair, name: str, minimum: int) -> tuple[int, int]:
     if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
         raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
     return pair  # type: ignore[return-value]
-
-
-def _check_rate(value: float, name: str) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
 def _channels_last(x: Tensor) -> Tensor:
@@ -130,8 +132,8 @@ class ConvLSTMCell(nn.Module):
             )
         if layer_norm and not bias:
             raise ValueError("layer_norm=True keeps the gate bias in the norm's shift; it needs bias=True")
-        _check_rate(dropout, "dropout")
-        _check_rate(recurrent_dropout, "recurrent_dropout")
+        check_rate(dropout, "dropout")
+        check_rate(recurrent_dropout, "recurrent_dropout")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride, self.dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
@@ -289,13 +291,6 @@ class ConvLSTMCell(nn.Module):
             raise ValueError(f"ConvLSTMCell expects {self.in_channels} channels, got {x_t.shape[1]}")
 
 
-def _reverse(x: Tensor, index: Tensor | None) -> Tensor:
-    # reverse time (dim 1); with lengths, each clip only within its own valid steps (an involution)
-    if index is None:
-        return x.flip(1)
-    return x[torch.arange(x.shape[0], device=x.device)[:, None], index]  # (B, T, ...)
-
-
 class ConvLSTM(nn.Module):
     r"""Stacked, optionally bidirectional :class:`ConvLSTMCell` over clips, with ``nn.LSTM``'s interface.
 
@@ -355,7 +350,7 @@ class ConvLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden = layer_channels(hidden_channels, num_layers)
-        _check_rate(dropout, "dropout")
+        check_rate(dropout, "dropout")
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
         self.batch_first, self.bidirectional, self.go_backwards = batch_first, bidirectional, go_backwards
         self.dropout, self.hoist_input_conv = dropout, hoist_input_conv
@@ -397,20 +392,17 @@ class ConvLSTM(nn.Module):
         states = self._initial_states(state, shapes)
         # a step at or past min_len may be padding; before it no clip needs masking
         min_len = T if lengths is None else int(lengths.min())
-        index = None
-        if lengths is not None and min_len < T:
-            steps = torch.arange(T, device=x.device)[None, :]  # (1, T)
-            index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+        index = reversal_index(lengths, T, x.device)
         if self.go_backwards:
-            x = _reverse(x, index)
+            x = reverse_time(x, index)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outputs = []
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
-                seq = x if d == 0 else _reverse(x, index)
+                seq = x if d == 0 else reverse_time(x, index)
                 out, last = self._run(cells[k], seq, states[k], lengths, min_len)
-                outputs.append(out if d == 0 else _reverse(out, index))
+                outputs.append(out if d == 0 else reverse_time(out, index))
                 h_n.append(last.h)
                 c_n.append(last.c)
             x = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]  # (B, T, D*Hc, H', W')

@@ -14,8 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels, memory_channels_of
-from lstmvision.cells.convlstm import _channels_last, _check_rate, _pair, _reverse
+from lstmvision.cells._common import (
+    check_input_dtype,
+    check_lengths,
+    check_rate,
+    layer_channels,
+    memory_channels_of,
+    reversal_index,
+    reverse_time,
+)
+from lstmvision.cells.convlstm import _channels_last, _pair
 
 __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
 
@@ -250,7 +258,7 @@ class SpatioTemporalLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden = layer_channels(hidden_channels, num_layers)
-        _check_rate(dropout, "dropout")
+        check_rate(dropout, "dropout")
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
         self.num_directions = D = 2 if bidirectional else 1
@@ -317,18 +325,15 @@ class SpatioTemporalLSTM(nn.Module):
         initial = self._initial_state(state, shapes)
         # a step at or past min_len may be padding; before it no clip needs masking
         min_len = T if lengths is None else int(lengths.min())
-        index = None
-        if lengths is not None and min_len < T:
-            steps = torch.arange(T, device=x.device)[None, :]  # (1, T)
-            index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+        index = reversal_index(lengths, T, x.device)
         outputs, finals = [], []
         for d in range(D):
             rows = slice(d, L * D, D)  # this direction's rows of h_0 / h_n: layer l at l * D + d
             start = (
                 (None, None, None) if initial is None else (initial[0][rows], initial[1][rows], initial[2][d])
             )
-            out, last = self._run(d, x if d == 0 else _reverse(x, index), start, lengths, min_len)
-            outputs.append(out if d == 0 else _reverse(out, index))
+            out, last = self._run(d, x if d == 0 else reverse_time(x, index), start, lengths, min_len)
+            outputs.append(out if d == 0 else reverse_time(out, index))
             finals.append(last)
         y = torch.cat(outputs, dim=2) if D > 1 else outputs[0]  # (B, T, D*Hc_top, H, W)
         y = y if self.batch_first else y.transpose(0, 1)

@@ -1,6 +1,15 @@
-"""What the data modules share (private): which data sets a stage needs, their loader arguments' checks."""
+"""What the data modules share (private): which data sets a stage needs, their loader arguments' checks,
+the loaders themselves."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lstmvision.data._sharding import test_set_sampler
 
 _STAGE_SETS: dict[str, tuple[str, ...]] = {
     "fit": ("train", "val"),
@@ -29,3 +38,53 @@ def check_loader_args(owner: str, *, num_workers: int, seed: int | None = None, 
         raise ValueError(f"{owner}: num_workers must be >= 0, got {num_workers}")
     if seed is not None and seed < 0:
         raise ValueError(f"{owner}: seed must be >= 0, got {seed}")
+
+
+class SetsDataModule(L.LightningDataModule):
+    """The loaders of a data module whose ``setup`` fills ``self.datasets`` with its "train", "val" and
+    "test" sets: training in ``train_order`` (shuffled unless a subclass gives a sampler), validation in
+    order, test and predict on the test set, which under DDP each process tests a block of with no
+    sample repeated (see _sharding.py). Subclasses set ``batch_size``, ``num_workers`` and, if their
+    items need one, ``collate_fn``."""
+
+    batch_size: int
+    num_workers: int
+    collate_fn: Callable[[list[Any]], Any] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datasets: dict[str, Any] = {}
+
+    def _dataset(self, which: str) -> Any:
+        if which not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: the {which} set is not set up; call setup() first")
+        return self.datasets[which]
+
+    def _loader(self, dataset: Dataset[Any], **kwargs: Any) -> DataLoader[Any]:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate_fn,
+            **kwargs,
+        )
+
+    def train_order(self, dataset: Any) -> Sampler[int] | None:
+        """The sampler of the training set; None shuffles it."""
+        return None
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        dataset = self._dataset("train")
+        sampler = self.train_order(dataset)
+        return self._loader(dataset, sampler=sampler, shuffle=sampler is None)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self._dataset("val"), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        dataset = self._dataset("test")
+        return self._loader(dataset, sampler=test_set_sampler(dataset))
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return self.test_dataloader()

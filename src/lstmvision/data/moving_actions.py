@@ -34,13 +34,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from lstmvision.data._common import check_loader_args, sets_for_stage
-from lstmvision.data._sharding import test_set_sampler
+from lstmvision.data._common import SetsDataModule, check_loader_args, sets_for_stage
 from lstmvision.data.moving_mnist import DIGIT_SIZE, EpochSampler, Split, _speed_range, load_digits
 
 __all__ = ["MOVING_ACTIONS", "MovingDigitActions", "MovingDigitActionsDataModule", "generate_action_clip"]
@@ -390,7 +388,7 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 # --------------------------------------------------------------------------------------------------
 
 
-class MovingDigitActionsDataModule(L.LightningDataModule):
+class MovingDigitActionsDataModule(SetsDataModule):
     """Moving digit actions for training, validation, testing and prediction.
 
     Training clips use the train digit pool and are new every epoch (see
@@ -445,7 +443,6 @@ class MovingDigitActionsDataModule(L.LightningDataModule):
         self.image_size, self.seq_length, self.num_distractors = image_size, seq_length, num_distractors
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.mnist_path = mnist_path
-        self.datasets: dict[str, MovingDigitActions] = {}
 
     @property
     def class_names(self) -> list[str]:
@@ -473,33 +470,5 @@ class MovingDigitActionsDataModule(L.LightningDataModule):
                     classes=self._class_names,
                 )
 
-    def _dataset(self, which: str) -> MovingDigitActions:
-        if which not in self.datasets:
-            raise RuntimeError(
-                f"MovingDigitActionsDataModule: the {which} set is not set up; call setup() first"
-            )
-        return self.datasets[which]
-
-    def _loader(self, dataset: MovingDigitActions, **kwargs: Any) -> DataLoader[Any]:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            **kwargs,
-        )
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        dataset = self._dataset("train")
-        return self._loader(dataset, sampler=EpochSampler(len(dataset)))
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self._dataset("val"), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        # under DDP each process tests its own block of the set, no clip repeated (see _sharding.py)
-        dataset = self._dataset("test")
-        return self._loader(dataset, sampler=test_set_sampler(dataset))
-
-    def predict_dataloader(self) -> DataLoader[Any]:
-        return self.test_dataloader()
+    def train_order(self, dataset: Any) -> EpochSampler:
+        return EpochSampler(len(dataset))  # fresh clips every epoch

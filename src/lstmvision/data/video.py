@@ -28,17 +28,15 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import av
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from lstmvision.data._common import check_loader_args, sets_for_stage
-from lstmvision.data._sharding import test_set_sampler
+from lstmvision.data._common import SetsDataModule, check_loader_args, sets_for_stage
 from lstmvision.data.kth import KTH_ACTIONS, KTH_TEST_PERSONS, KTH_TRAIN_PERSONS
 
 __all__ = [
@@ -1037,7 +1035,7 @@ def read_kth_video_splits(
 # --------------------------------------------------------------------------------------------------
 
 
-class VideoDataModule(L.LightningDataModule):
+class VideoDataModule(SetsDataModule):
     """Video classification data from video files or frame folders in one of four layouts.
 
     ``layout`` picks the reader: ``"folders"`` (:func:`read_folder_splits`), ``"ucf101"``
@@ -1150,7 +1148,6 @@ class VideoDataModule(L.LightningDataModule):
         self.test_clips = test_clips
         ClipTransform(resize=resize, crop_size=crop_size)  # checks that the crop fits an exact resize
         self.splits: VideoSplits | None = None
-        self.datasets: dict[str, VideoClips] = {}
 
     def _read_splits(self) -> VideoSplits:
         if self.layout == "folders":
@@ -1217,31 +1214,3 @@ class VideoDataModule(L.LightningDataModule):
                     test_clips=1 if which == "train" else self.test_clips,
                     **self.clip_options,
                 )
-
-    def _dataset(self, which: str) -> VideoClips:
-        if which not in self.datasets:
-            raise RuntimeError(f"VideoDataModule: the {which} set is not set up; call setup() first")
-        return self.datasets[which]
-
-    def _loader(self, dataset: VideoClips, **kwargs: Any) -> DataLoader[tuple[Tensor, Tensor]]:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            **kwargs,
-        )
-
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader(self._dataset("train"), shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader(self._dataset("val"), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        # under DDP each process tests its own block of the set, no clip repeated (see _sharding.py)
-        dataset = self._dataset("test")
-        return self._loader(dataset, sampler=test_set_sampler(dataset))
-
-    def predict_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self.test_dataloader()

@@ -1,6 +1,13 @@
 """Task networks assembled from cells, layers and encoders, registered by name."""
 
 from lstmvision.models.e3d_lstm import E3DLSTMClassifier, E3DLSTMPredictor
+from lstmvision.models.multiview import (
+    EarlyFusionClassifier,
+    LateFusionClassifier,
+    MPLSTMClassifier,
+    MVLSTMClassifier,
+    SingleViewClassifier,
+)
 from lstmvision.models.predictor import ConvLSTMPredictor, RecurrentPredictor
 from lstmvision.models.predrnn import PredRNNPredictor
 from lstmvision.models.pretrained import instantiate_model, load_pretrained, save_pretrained
@@ -13,9 +20,14 @@ __all__ = [
     "ConvLSTMPredictor",
     "E3DLSTMClassifier",
     "E3DLSTMPredictor",
+    "EarlyFusionClassifier",
+    "LateFusionClassifier",
+    "MPLSTMClassifier",
+    "MVLSTMClassifier",
     "PredRNNPredictor",
     "RecurrentPredictor",
     "SingleFrameClassifier",
+    "SingleViewClassifier",
     "create_model",
     "get_model_factory",
     "instantiate_model",

@@ -47,13 +47,52 @@ def _accepts_observed_fraction(model: nn.Module) -> bool:
     )
 
 
-def _check_clips(clips: Any) -> None:
-    if not isinstance(clips, Tensor) or clips.dim() not in (5, 6):
-        shape = tuple(clips.shape) if isinstance(clips, Tensor) else type(clips).__name__
-        raise ValueError(
-            "VideoClassificationTask expects clips (B, T, C, H, W) or, for multi-clip testing, "
-            f"(B, K, T, C, H, W), got shape {shape}"
-        )
+def _shape_of(clips: Tensor | Sequence[Tensor]) -> object:
+    return tuple(clips.shape) if isinstance(clips, Tensor) else [tuple(c.shape) for c in clips]
+
+
+class _InputLayout:
+    """Where a model wants its inputs' axes: models describe a non-default layout with ``input_rank``,
+    ``time_dim`` and ``input_layout`` attributes (the multi-view models do); a model that has a
+    ``num_views`` attribute and takes feature sequences also accepts a list of per-view tensors."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.rank: int = getattr(model, "input_rank", 5)
+        self.time_dim: int = getattr(model, "time_dim", 1)
+        self.text: str = getattr(model, "input_layout", "(B, T, C, H, W)")
+        self.view_lists = getattr(model, "num_views", None) is not None and self.rank == 4
+
+    def check(self, clips: Any) -> None:
+        if self.view_lists and isinstance(clips, (tuple, list)):
+            if clips and all(isinstance(c, Tensor) and c.dim() == 3 for c in clips):
+                if len({c.shape[0] for c in clips}) == 1:
+                    return
+            shapes = [tuple(c.shape) if isinstance(c, Tensor) else type(c).__name__ for c in clips]
+            raise ValueError(
+                f"VideoClassificationTask expects per-view features as a list of (B, T, D_v) tensors of one "
+                f"batch size, got {shapes}"
+            )
+        if not isinstance(clips, Tensor) or clips.dim() not in (self.rank, self.rank + 1):
+            shape = tuple(clips.shape) if isinstance(clips, Tensor) else type(clips).__name__
+            raise ValueError(
+                f"VideoClassificationTask expects clips {self.text} or, for multi-clip testing, "
+                f"(B, K, {self.text[4:]}, got shape {shape}"
+            )
+
+    def batch_size(self, clips: Tensor | Sequence[Tensor]) -> int:
+        return int(clips.shape[0] if isinstance(clips, Tensor) else clips[0].shape[0])
+
+    def steps(self, clips: Tensor | Sequence[Tensor]) -> int:
+        """Frames per clip."""
+        if isinstance(clips, Tensor):
+            return int(clips.shape[self.time_dim + (clips.dim() - self.rank)])
+        return int(clips[0].shape[1])
+
+    def first(self, clips: Tensor | Sequence[Tensor], frames: int) -> Tensor | list[Tensor]:
+        """The first ``frames`` frames of every clip (single clips, not multi-clip batches)."""
+        if isinstance(clips, Tensor):
+            return clips.narrow(self.time_dim, 0, frames)
+        return [c[:, :frames] for c in clips]
 
 
 def _resolve_num_classes(model: nn.Module, num_classes: int | None) -> int:
@@ -80,7 +119,11 @@ class VideoClassificationTask(L.LightningModule):
 
     Batches are ``(clips, labels)`` with clips ``(B, T, C, H, W)`` and integer labels ``(B,)``. For
     multi-clip testing a batch may hold K clips of each video, ``(B, K, T, C, H, W)``: the K clips go
-    through the model in one call and the video's logits are the mean of its clips' logits.
+    through the model in one call and the video's logits are the mean of its clips' logits. A model
+    that takes another layout says so with ``input_rank``, ``time_dim`` and ``input_layout`` attributes
+    (the multi-view models of :mod:`lstmvision.models.multiview`: ``(B, V, T, C, H, W)`` frames or
+    ``(B, V, T, D)`` features, time on axis 2, and lists of per-view ``(B, T, D_v)`` features); the
+    task then checks, folds multi-clip batches and cuts observed fractions along that layout.
 
     Training minimises cross-entropy with ``label_smoothing``; validation logs the same loss and the
     top-1 accuracy (``val/acc``, which picks the best checkpoint). The test accumulates a confusion
@@ -181,6 +224,7 @@ class VideoClassificationTask(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.observed_fractions: tuple[float, ...] = tuple(sorted(fractions or ()))
         self._takes_fraction = _accepts_observed_fraction(model)
+        self._layout = _InputLayout(model)
         self._metrics = metrics
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
         self._clip_lengths: set[int] = set()
@@ -201,12 +245,12 @@ class VideoClassificationTask(L.LightningModule):
                 got += f" of length {len(batch)}"
             raise ValueError(f"VideoClassificationTask expects batches (clips, labels), got a {got}")
         clips, labels = batch
-        _check_clips(clips)
-        if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != clips.shape[0]:
+        self._layout.check(clips)
+        B = self._layout.batch_size(clips)
+        if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != B:
             shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
             raise ValueError(
-                f"VideoClassificationTask expects labels (B,) = ({clips.shape[0]},) for clips "
-                f"{tuple(clips.shape)}, got {shape}"
+                f"VideoClassificationTask expects labels (B,) = ({B},) for clips {_shape_of(clips)}, got {shape}"
             )
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise ValueError(f"VideoClassificationTask expects integer labels, got dtype {labels.dtype}")
@@ -219,24 +263,28 @@ class VideoClassificationTask(L.LightningModule):
                 )
         return clips, labels.long()
 
-    def _logits(self, clips: Tensor, observed_fraction: float | None = None) -> Tensor:
-        """Logits ``(B, num_classes)`` of clips ``(B, T, C, H, W)`` or ``(B, K, T, C, H, W)``."""
-        _check_clips(clips)
-        folded = clips.flatten(0, 1) if clips.dim() == 6 else clips  # (B*K or B, T, C, H, W)
+    def _logits(self, clips: Tensor | Sequence[Tensor], observed_fraction: float | None = None) -> Tensor:
+        """Logits ``(B, num_classes)`` of single clips or of multi-clip batches (K clips per video)."""
+        layout = self._layout
+        layout.check(clips)
+        multi = isinstance(clips, Tensor) and clips.dim() == layout.rank + 1
+        # (B, K, ...) -> (B*K, ...): the K clips of every video in one call
+        folded = clips.flatten(0, 1) if multi and isinstance(clips, Tensor) else clips
         if observed_fraction is None:
             logits = self.model(folded)
         elif self._takes_fraction:
             logits = self.model(folded, observed_fraction=observed_fraction)
         else:
-            logits = self.model(folded[:, : observed_frames(observed_fraction, folded.shape[1])])
-        expected = (folded.shape[0], self.num_classes)
+            logits = self.model(
+                layout.first(folded, observed_frames(observed_fraction, layout.steps(folded)))
+            )
+        expected = (layout.batch_size(folded), self.num_classes)
         if not isinstance(logits, Tensor) or tuple(logits.shape) != expected:
             got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise ValueError(
-                f"the model must map clips {tuple(folded.shape)} to logits (N, num_classes) = {expected}, "
-                f"got {got}"
+                f"the model must map clips {_shape_of(folded)} to logits (N, num_classes) = {expected}, got {got}"
             )
-        if clips.dim() == 6:
+        if multi and isinstance(clips, Tensor):
             # (B*K, classes) -> (B, K, classes) -> (B, classes): a video's logits are its clips' mean
             logits = logits.unflatten(0, tuple(clips.shape[:2])).mean(dim=1)
         return logits
@@ -291,7 +339,7 @@ class VideoClassificationTask(L.LightningModule):
         self._metrics.update(logits, labels)
         if not self._early:
             return
-        self._clip_lengths.add(clips.shape[-4])
+        self._clip_lengths.add(self._layout.steps(clips))
         for fraction, metrics in self._early.items():
             # a cut to all T frames is the clip itself: reuse its logits instead of a second model call
             whole = fraction == 1.0 and not self._takes_fraction
