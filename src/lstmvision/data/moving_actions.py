@@ -388,7 +388,41 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 # --------------------------------------------------------------------------------------------------
 
 
-class MovingDigitActionsDataModule(SetsDataModule):
+class GeneratedSetsDataModule(SetsDataModule):
+    """A data module of generated clip sets (the embedded action sets): training clips use the train
+    digit pool and are new every epoch (see :class:`~lstmvision.data.EpochSampler`); validation and
+    test clips use the disjoint test pool and are the same every time. The three sets use random
+    streams 0, 1 and 2 of ``seed``. Subclasses build one set in :meth:`make_set`."""
+
+    _STREAMS: ClassVar[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
+    _class_names: list[str]
+    sizes: dict[str, int]
+    seed: int
+
+    @property
+    def class_names(self) -> list[str]:
+        """Action names in label order."""
+        return list(self._class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._class_names)
+
+    def make_set(self, length: int, split: Split, stream: int) -> Dataset[Any]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Create the sets that ``stage`` needs (all three when ``stage`` is ``None``)."""
+        for which in sets_for_stage(type(self).__name__, stage):
+            if which not in self.datasets:
+                split: Split = "train" if which == "train" else "test"
+                self.datasets[which] = self.make_set(self.sizes[which], split, self._STREAMS[which])
+
+    def train_order(self, dataset: Any) -> EpochSampler:
+        return EpochSampler(len(dataset))  # fresh clips every epoch
+
+
+class MovingDigitActionsDataModule(GeneratedSetsDataModule):
     """Moving digit actions for training, validation, testing and prediction.
 
     Training clips use the train digit pool and are new every epoch (see
@@ -407,8 +441,6 @@ class MovingDigitActionsDataModule(SetsDataModule):
     Batches are ``(clips float32 (B, seq_length, 1, image_size, image_size) in [0, 1], labels int64
     (B,))``. ``predict_dataloader`` serves the test set.
     """
-
-    _STREAMS: ClassVar[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
 
     def __init__(
         self,
@@ -444,31 +476,16 @@ class MovingDigitActionsDataModule(SetsDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.mnist_path = mnist_path
 
-    @property
-    def class_names(self) -> list[str]:
-        """Action names in label order."""
-        return list(self._class_names)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self._class_names)
-
-    def setup(self, stage: str | None = None) -> None:
-        """Create the sets that ``stage`` needs (all three when ``stage`` is ``None``)."""
-        for which in sets_for_stage("MovingDigitActionsDataModule", stage):
-            if which not in self.datasets:
-                self.datasets[which] = MovingDigitActions(
-                    self.sizes[which],
-                    split="train" if which == "train" else "test",
-                    image_size=self.image_size,
-                    seq_length=self.seq_length,
-                    speed=self.speed,
-                    num_distractors=self.num_distractors,
-                    seed=self.seed,
-                    stream=self._STREAMS[which],
-                    mnist_path=self.mnist_path,
-                    classes=self._class_names,
-                )
-
-    def train_order(self, dataset: Any) -> EpochSampler:
-        return EpochSampler(len(dataset))  # fresh clips every epoch
+    def make_set(self, length: int, split: Split, stream: int) -> MovingDigitActions:
+        return MovingDigitActions(
+            length,
+            split=split,
+            image_size=self.image_size,
+            seq_length=self.seq_length,
+            speed=self.speed,
+            num_distractors=self.num_distractors,
+            seed=self.seed,
+            stream=stream,
+            mnist_path=self.mnist_path,
+            classes=self._class_names,
+        )

@@ -22,20 +22,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data._common import SetsDataModule, check_loader_args, sets_for_stage
+from lstmvision.data._common import check_loader_args
 from lstmvision.data.moving_actions import (
     MOVING_ACTIONS,
+    GeneratedSetsDataModule,
     _check_clip_args,
     _class_names,
     generate_action_clip,
 )
-from lstmvision.data.moving_mnist import EpochSampler, Split, load_digits
+from lstmvision.data.moving_mnist import Split, load_digits
 
 __all__ = [
     "TRANSLATION_ACTIONS",
@@ -251,7 +252,7 @@ def _check_occlusion(occlusion: Sequence[float]) -> tuple[float, float]:
     return values[0], values[1]
 
 
-class MultiViewDigitActionsDataModule(SetsDataModule):
+class MultiViewDigitActionsDataModule(GeneratedSetsDataModule):
     """The embedded multi-view set for training, validation, testing and prediction.
 
     Training clips use the train digit pool and are new every epoch; validation and test clips use the
@@ -269,8 +270,6 @@ class MultiViewDigitActionsDataModule(SetsDataModule):
     Batches are ``(clips float32 (B, V, seq_length, 1, image_size, image_size) in [0, 1], labels int64
     (B,))``. ``predict_dataloader`` serves the test set.
     """
-
-    _STREAMS: ClassVar[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
 
     def __init__(
         self,
@@ -326,26 +325,5 @@ class MultiViewDigitActionsDataModule(SetsDataModule):
         self.num_views = num_views
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
-    @property
-    def class_names(self) -> list[str]:
-        """Action names in label order."""
-        return list(self._class_names)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self._class_names)
-
-    def setup(self, stage: str | None = None) -> None:
-        """Create the sets that ``stage`` needs (all three when ``stage`` is ``None``)."""
-        for which in sets_for_stage("MultiViewDigitActionsDataModule", stage):
-            if which not in self.datasets:
-                self.datasets[which] = MultiViewDigitActions(
-                    self.sizes[which],
-                    split="train" if which == "train" else "test",
-                    seed=self.seed,
-                    stream=self._STREAMS[which],
-                    **self.clip_args,
-                )
-
-    def train_order(self, dataset: Any) -> EpochSampler:
-        return EpochSampler(len(dataset))  # fresh clips every epoch
+    def make_set(self, length: int, split: Split, stream: int) -> MultiViewDigitActions:
+        return MultiViewDigitActions(length, split=split, seed=self.seed, stream=stream, **self.clip_args)
