@@ -447,7 +447,7 @@ def test_generator_options() -> None:
         ({"speed": (4.0, 2.0)}, r"speed must be .* got \(4.0, 2.0\)"),
         ({"speed": -1.0}, "speed must be"),
         ({"combine": "mean"}, "combine must be 'max' or 'sum', got 'mean'"),
-        ({"seed": -1}, "seed and stream must be >= 0"),
+        ({"seed": -1}, "seed must be >= 0"),
         ({"length": 0}, "length must be >= 1"),
     ],
 )

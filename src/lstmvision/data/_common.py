@@ -40,6 +40,16 @@ def check_loader_args(owner: str, *, num_workers: int, seed: int | None = None, 
         raise ValueError(f"{owner}: seed must be >= 0, got {seed}")
 
 
+def check_generated_set(length: int, **seeds: int) -> None:
+    """The arguments of a generated data set: ``length`` >= 1 and every seed >= 0 (numpy's SeedSequence
+    takes no negative seed), or a ValueError naming the key."""
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    for name, value in seeds.items():
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 (numpy SeedSequence), got {value}")
+
+
 class SetsDataModule(L.LightningDataModule):
     """The loaders of a data module whose ``setup`` fills ``self.datasets`` with its "train", "val" and
     "test" sets: training in ``train_order`` (shuffled unless a subclass gives a sampler), validation in

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data._common import SetsDataModule, check_loader_args, sets_for_stage
+from lstmvision.data._common import SetsDataModule, check_generated_set, check_loader_args, sets_for_stage
 from lstmvision.data.moving_mnist import DIGIT_SIZE, EpochSampler, Split, _speed_range, load_digits
 
 __all__ = ["MOVING_ACTIONS", "MovingDigitActions", "MovingDigitActionsDataModule", "generate_action_clip"]
@@ -342,10 +342,7 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         mnist_path: str | Path | None = None,
         classes: Sequence[str] | None = None,
     ) -> None:
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
-        if seed < 0 or stream < 0:
-            raise ValueError(f"seed and stream must be >= 0 (numpy SeedSequence), got {seed} and {stream}")
+        check_generated_set(length, seed=seed, stream=stream)
         self.speed = _check_clip_args(image_size, seq_length, speed, num_distractors)
         self.class_names = _class_names(classes)
         self.length, self.image_size, self.seq_length = length, image_size, seq_length

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lstmvision.data._common import check_loader_args, sets_for_stage
+from lstmvision.data._common import check_generated_set, check_loader_args, sets_for_stage
 from lstmvision.data._sharding import test_set_sampler
 
 __all__ = [
@@ -543,10 +543,7 @@ class GeneratedMovingMNIST(Dataset[torch.Tensor]):
         stream: int = 0,
         mnist_path: str | Path | None = None,
     ) -> None:
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
-        if seed < 0 or stream < 0:
-            raise ValueError(f"seed and stream must be >= 0 (numpy SeedSequence), got {seed} and {stream}")
+        check_generated_set(length, seed=seed, stream=stream)
         if combine not in ("max", "sum"):
             raise ValueError(f"combine must be 'max' or 'sum', got {combine!r}")
         _check_generator_args(num_digits, image_size, seq_length)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data._common import check_loader_args
+from lstmvision.data._common import check_generated_set, check_loader_args
 from lstmvision.data.moving_actions import (
     MOVING_ACTIONS,
     GeneratedSetsDataModule,
@@ -178,12 +178,7 @@ class MultiViewDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         camera_seed: int = 0,
         mnist_path: str | Path | None = None,
     ) -> None:
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
-        if seed < 0 or stream < 0 or camera_seed < 0:
-            raise ValueError(
-                f"seed, stream and camera_seed must be >= 0 (numpy SeedSequence), got {seed}, {stream}, {camera_seed}"
-            )
+        check_generated_set(length, seed=seed, stream=stream, camera_seed=camera_seed)
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         self.occlusion = _check_occlusion(occlusion)
