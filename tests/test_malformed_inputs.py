@@ -128,8 +128,40 @@ SMALL: dict[str, dict[str, object]] = {
 PREDICTORS = ("convlstm", "predrnn", "e3d_lstm")
 
 
+# models that take more than clips: fuzzed on their own below
+CAPTIONERS: dict[str, dict[str, object]] = {
+    "sa_lstm": dict(vocab_size=9, feature_size=5, embed_size=4, hidden_size=6, attention_size=3),
+}
+
+
 def test_every_registered_model_is_fuzzed() -> None:
-    assert sorted(SMALL) == list_models()
+    assert sorted({**SMALL, **CAPTIONERS}) == list_models()
+
+
+@FUZZ
+@given(
+    shape=shapes,
+    dtype=dtypes,
+    tokens=st.lists(st.lists(st.integers(-2, 10), min_size=0, max_size=4), min_size=0, max_size=3),
+    lengths=st.none() | st.lists(st.integers(-1, 6), min_size=0, max_size=3),
+)
+def test_captioners_reject_bad_features_tokens_and_lengths_clearly(
+    shape: tuple[int, ...], dtype: torch.dtype, tokens: list[list[int]], lengths: list[int] | None
+) -> None:
+    key = "model:sa_lstm"
+    if key not in _built:
+        torch.manual_seed(0)
+        _built[key] = create_model("sa_lstm", **CAPTIONERS["sa_lstm"]).eval()
+    model = _built[key]
+    width = max((len(t) for t in tokens), default=0)
+    ids = torch.tensor([t + [0] * (width - len(t)) for t in tokens], dtype=torch.int64).reshape(
+        len(tokens), width
+    )
+    given_lengths = None if lengths is None else torch.tensor(lengths, dtype=torch.int64)
+    expect_clear(
+        lambda: model(_tensor(shape, dtype), ids, given_lengths),
+        "SALSTM", "features", "tokens", "lengths",
+    )  # fmt: skip
 
 
 def _model(name: str) -> nn.Module:
@@ -206,16 +238,17 @@ ZERO_OK = {
     "dropout_lstm",
     "view_specific_fraction",
     "view",
+    "pad_id",
 }
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted({**SMALL, **CAPTIONERS}))
 def test_constructors_reject_out_of_range_values_naming_the_key(name: str) -> None:
     for key in _numeric_keys(name):
         for bad in (-1, -0.5, 0):
             if bad == 0 and key in ZERO_OK:
                 continue
-            kwargs = {**SMALL[name], key: bad}
+            kwargs = {**SMALL.get(name, CAPTIONERS.get(name, {})), key: bad}
             with pytest.raises(ValueError, match=key):
                 create_model(name, **kwargs)
 

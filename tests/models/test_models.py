@@ -47,13 +47,45 @@ SMALL: dict[str, tuple[dict, tuple[int, ...]]] = {
         dict(num_classes=3, num_views=2, in_channels=1, hidden_size=6, view=1),
         (2, 2, 4, 1, 8, 8),
     ),
+    # the captioner: features (B, T, D) plus caption tokens (see _inputs)
+    "sa_lstm": (
+        dict(
+            vocab_size=9,
+            feature_size=5,
+            embed_size=4,
+            hidden_size=6,
+            attention_size=3,
+            dropout=0.0,
+            encoder="bilstm",
+            encoder_size=4,
+            context_gate=True,
+            deep_output=True,
+        ),
+        (2, 4, 5),
+    ),
 }
 
 
-def _build(name: str) -> tuple[nn.Module, torch.Tensor]:
+class _Inputs(tuple):
+    """The positional inputs of a model that takes more than one."""
+
+
+def _inputs(name: str, shape: tuple[int, ...]) -> torch.Tensor | _Inputs:
+    x = torch.rand(*shape)
+    if name == "sa_lstm":  # teacher forcing: tokens start with <bos> = 1
+        tokens = torch.tensor([[1, 4, 5, 2], [1, 6, 2, 0]])
+        return _Inputs((x, tokens))
+    return x
+
+
+def _build(name: str) -> tuple[nn.Module, torch.Tensor | _Inputs]:
     kwargs, shape = SMALL[name]
     torch.manual_seed(0)
-    return create_model(name, **kwargs), torch.rand(*shape)
+    return create_model(name, **kwargs), _inputs(name, shape)
+
+
+def _call(model: nn.Module, x: torch.Tensor | _Inputs) -> torch.Tensor:
+    return model(*x) if isinstance(x, _Inputs) else model(x)
 
 
 def test_every_model_has_a_small_configuration() -> None:
@@ -63,7 +95,7 @@ def test_every_model_has_a_small_configuration() -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_every_parameter_gets_a_gradient(name: str) -> None:
     model, x = _build(name)
-    model(x).square().sum().backward()
+    _call(model, x).square().sum().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"{name}: parameters without gradient: {dead}"
 
@@ -73,10 +105,11 @@ def test_batch_items_are_independent(name: str) -> None:
     model, x = _build(name)
     model.eval()
     with torch.no_grad():
-        before = model(x)
-        x2 = x.clone()
+        before = _call(model, x)
+        first = x[0] if isinstance(x, _Inputs) else x
+        x2 = first.clone()
         x2[0] = torch.rand_like(x2[0])
-        after = model(x2)
+        after = _call(model, _Inputs((x2, *x[1:])) if isinstance(x, _Inputs) else x2)
     assert not torch.allclose(before[0], after[0]), "changing item 0 must change its output"
     torch.testing.assert_close(before[1:], after[1:], rtol=0, atol=1e-6)
 

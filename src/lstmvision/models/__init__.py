@@ -1,5 +1,6 @@
 """Task networks assembled from cells, layers and encoders, registered by name."""
 
+from lstmvision.models.captioner import SALSTM, Caption
 from lstmvision.models.e3d_lstm import E3DLSTMClassifier, E3DLSTMPredictor
 from lstmvision.models.multiview import (
     EarlyFusionClassifier,
@@ -16,7 +17,9 @@ from lstmvision.models.video_classifier import CNNLSTM, CNNConvLSTM, SingleFrame
 
 __all__ = [
     "CNNLSTM",
+    "SALSTM",
     "CNNConvLSTM",
+    "Caption",
     "ConvLSTMPredictor",
     "E3DLSTMClassifier",
     "E3DLSTMPredictor",

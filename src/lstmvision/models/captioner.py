@@ -1,0 +1,457 @@
+"""SA-LSTM video captioner: an LSTM decoder with soft temporal attention over frame features.
+
+Yao et al., "Describing Videos by Exploiting Temporal Structure", ICCV 2015,
+https://arxiv.org/abs/1502.08029. At every word the decoder attends over the (pre-extracted) features
+of the video's frames. Three defects of the public PyTorch re-implementation are avoided here (see
+docs/sa_lstm.md): padded frames get attention weight exactly 0, dropout really applies in training,
+and in beam search a finished hypothesis leaves the beam instead of filling several beam slots.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstmvision.cells._common import check_input_dtype, check_lengths, check_rate
+from lstmvision.layers import length_mask, temporal_mean
+from lstmvision.models.registry import register_model
+
+__all__ = ["SALSTM", "Caption"]
+
+
+class Caption(NamedTuple):
+    """One decoded caption: token ids without bos/eos, its summed log-probability (eos included) and
+    the attention over frames ``(steps, T)`` of every decoding step (eos step included)."""
+
+    tokens: list[int]
+    score: float
+    attention: Tensor
+
+
+class _Memory(NamedTuple):
+    """What the decoder attends to, computed once per video: values ``(N, T, E)``, their projection
+    ``U v + b`` ``(N, T, A)`` and the valid-frame mask ``(N, T)`` (None: every frame is valid)."""
+
+    values: Tensor
+    keys: Tensor
+    mask: Tensor | None
+
+    def repeat(self, k: int) -> _Memory:
+        """Each video's memory ``k`` times in a row (video-major), for ``B·k`` beam hypotheses."""
+        mask = None if self.mask is None else self.mask.repeat_interleave(k, 0)
+        return _Memory(self.values.repeat_interleave(k, 0), self.keys.repeat_interleave(k, 0), mask)
+
+
+_State = tuple[Tensor, Tensor]
+
+
+@register_model("sa_lstm")
+class SALSTM(nn.Module):
+    """SA-LSTM: soft temporal attention over frame features feeding an ``nn.LSTMCell`` word decoder.
+
+    With frame features (or BiLSTM encoder outputs) ``v_1..v_T`` and the previous hidden state
+    ``h_{t-1}``, every step computes::
+
+        e_i   = wᵀ tanh(W h_{t-1} + U v_i + b)         (U v_i + b precomputed once per video)
+        α     = softmax(e) over the valid frames only  (padded frames: weight exactly 0)
+        φ     = Σ_i α_i v_i                            (× σ(w_gᵀ h_{t-1} + b_g) with context_gate)
+        h_t, c_t = LSTMCell([E y_{t-1}; φ], (h_{t-1}, c_{t-1}))
+        logits = W_out dropout(h_t)                    or, with deep_output,
+        logits = W_out dropout(tanh(W_o [h_t; φ; E y_{t-1}]))
+
+    The initial state is ``h_0 = tanh(W_h v̄)``, ``c_0 = tanh(W_c v̄)`` with ``v̄`` the mean of the
+    valid ``v_i`` (``init_state="mean"``), or zeros. Dropout applies to the word embeddings and to the
+    input of the output layer.
+
+    Args:
+        vocab_size: V, the number of token ids (``pad_id``, ``bos_id``, ``eos_id`` included).
+        feature_size: D, the size of a frame's feature vector.
+        embed_size: size of the word embeddings.
+        hidden_size: size of the decoder LSTM.
+        attention_size: A, the size of ``W h + U v``.
+        encoder: ``"none"``: attend to the features; ``"bilstm"``: a bidirectional LSTM (packed by
+            ``lengths``) reads the features first and the decoder attends to its outputs.
+        encoder_size: hidden size of each direction of the BiLSTM encoder.
+        init_state: ``"mean"`` (from the mean valid feature) or ``"zeros"``.
+        context_gate: scale the context by a scalar gate ``σ(w_gᵀ h_{t-1} + b_g)`` (Xu et al. 2015).
+        deep_output: a tanh layer over ``[h; context; embedding]`` before the output layer.
+        dropout: dropout rate on the embeddings and before the output layer.
+        pad_id, bos_id, eos_id: special token ids.
+        max_length: default maximum number of generated tokens (eos included).
+
+    Shape:
+        - features: ``(B, T, D)`` float; lengths: ``(B,)`` integers in ``[1, T]`` or None.
+        - tokens: ``(B, L)`` ids, ``tokens[:, 0] == bos_id``, ``L >= 2``.
+        - forward output: logits ``(B, L-1, V)``; ``logits[:, t]`` predicts ``tokens[:, t+1]`` from
+          ``tokens[:, :t+1]`` (inputs ``tokens[:, :-1]``, targets ``tokens[:, 1:]``); attention
+          ``(B, L-1, T)`` with ``return_attention=True``.
+
+    Differences from the reference implementation: padded frames are masked out of the softmax (the
+    release attends to them), dropout is an ``nn.Dropout`` module active in training (the release's
+    never applies), and beam search finalises a hypothesis at eos instead of re-expanding it.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        feature_size: int,
+        *,
+        embed_size: int = 256,
+        hidden_size: int = 512,
+        attention_size: int = 256,
+        encoder: Literal["none", "bilstm"] = "none",
+        encoder_size: int = 256,
+        init_state: Literal["zeros", "mean"] = "mean",
+        context_gate: bool = False,
+        deep_output: bool = False,
+        dropout: float = 0.5,
+        pad_id: int = 0,
+        bos_id: int = 1,
+        eos_id: int = 2,
+        max_length: int = 20,
+    ) -> None:
+        super().__init__()
+        sizes = dict(
+            feature_size=feature_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            attention_size=attention_size,
+            encoder_size=encoder_size,
+            max_length=max_length,
+        )
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if encoder not in ("none", "bilstm"):
+            raise ValueError(f"encoder must be 'none' or 'bilstm', got {encoder!r}")
+        if init_state not in ("zeros", "mean"):
+            raise ValueError(f"init_state must be 'zeros' or 'mean', got {init_state!r}")
+        check_rate(dropout, "dropout")
+        specials = dict(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
+        for name, value in specials.items():
+            if not 0 <= value < vocab_size:
+                raise ValueError(f"{name} must be in [0, vocab_size={vocab_size}), got {value}")
+        if len(set(specials.values())) != 3:
+            raise ValueError(f"pad_id, bos_id and eos_id must differ, got {specials}")
+        self.vocab_size, self.feature_size, self.max_length = vocab_size, feature_size, max_length
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+
+        if encoder == "bilstm":
+            self.encoder: nn.LSTM | None = nn.LSTM(
+                feature_size, encoder_size, batch_first=True, bidirectional=True
+            )
+            memory_size = 2 * encoder_size
+        else:
+            self.encoder = None
+            memory_size = feature_size
+        self.init_h = nn.Linear(memory_size, hidden_size) if init_state == "mean" else None
+        self.init_c = nn.Linear(memory_size, hidden_size) if init_state == "mean" else None
+        self.hidden_size = hidden_size
+
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
+        self.attn_hidden = nn.Linear(hidden_size, attention_size, bias=False)  # W
+        self.attn_memory = nn.Linear(memory_size, attention_size)  # U and b
+        self.attn_score = nn.Linear(attention_size, 1, bias=False)  # w
+        self.gate = nn.Linear(hidden_size, 1) if context_gate else None
+        self.cell = nn.LSTMCell(embed_size + memory_size, hidden_size)
+        self.deep = nn.Linear(hidden_size + memory_size + embed_size, embed_size) if deep_output else None
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(embed_size if deep_output else hidden_size, vocab_size)
+
+    # ---- encoding and one decoder step -------------------------------------------------------------
+
+    def _check_features(self, features: Tensor, lengths: Tensor | None) -> Tensor | None:
+        if features.dim() != 3 or features.shape[-1] != self.feature_size:
+            raise ValueError(
+                f"SALSTM expects features (B, T, D={self.feature_size}), got shape {tuple(features.shape)}"
+            )
+        check_input_dtype("SALSTM", features, self)
+        B, T, _ = features.shape
+        return check_lengths(lengths, B, T, features.device)
+
+    def encode(self, features: Tensor, lengths: Tensor | None = None) -> tuple[_Memory, _State]:
+        """The attention memory of each video and the decoder's initial state ``((B, H), (B, H))``."""
+        lengths = self._check_features(features, lengths)
+        B, T, _ = features.shape
+        mask = length_mask(lengths, B, T, features.device)  # (B, T) or None
+        if mask is not None:
+            # zero the padding so that no value there (even inf or nan) can reach a result
+            features = features.masked_fill(~mask[..., None], 0.0)
+        if self.encoder is not None:
+            if lengths is None:
+                values, _ = self.encoder(features)  # (B, T, 2*encoder_size)
+            else:
+                packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                packed_out, _ = self.encoder(packed)
+                values, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)  # zeros after
+        else:
+            values = features  # (B, T, D)
+        keys = self.attn_memory(values)  # U v_i + b, once per video: (B, T, A)
+        if self.init_h is not None and self.init_c is not None:
+            mean = temporal_mean(values, lengths)  # (B, E), over valid frames only
+            state = (torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)))
+        else:
+            zeros = values.new_zeros(B, self.hidden_size)
+            state = (zeros, zeros)
+        return _Memory(values, keys, mask), state
+
+    def _attend(self, memory: _Memory, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Context ``(N, E)`` and weights ``(N, T)``; masked frames get weight exactly 0."""
+        energy = torch.tanh(self.attn_hidden(h)[:, None, :] + memory.keys)  # (N, 1, A) + (N, T, A)
+        scores = self.attn_score(energy).squeeze(-1)  # (N, T)
+        if memory.mask is not None:
+            scores = scores.masked_fill(~memory.mask, float("-inf"))  # exp(-inf) == 0; lengths >= 1
+        alpha = torch.softmax(scores, dim=-1)  # (N, T)
+        context = torch.einsum("nt,nte->ne", alpha, memory.values)  # Σ_i α_i v_i
+        return context, alpha
+
+    def _step(self, memory: _Memory, token: Tensor, state: _State) -> tuple[Tensor, _State, Tensor]:
+        """One word: logits ``(N, V)``, the new state and the attention weights ``(N, T)``."""
+        h, c = state
+        embedded = self.dropout(self.embedding(token))  # (N, embed_size)
+        context, alpha = self._attend(memory, h)
+        if self.gate is not None:
+            context = torch.sigmoid(self.gate(h)) * context  # (N, 1) * (N, E)
+        h, c = self.cell(torch.cat([embedded, context], dim=-1), (h, c))
+        if self.deep is not None:
+            hidden = torch.tanh(self.deep(torch.cat([h, context, embedded], dim=-1)))  # (N, embed_size)
+        else:
+            hidden = h
+        return self.out(self.dropout(hidden)), (h, c), alpha
+
+    # ---- teacher forcing ---------------------------------------------------------------------------
+
+    def forward(
+        self,
+        features: Tensor,
+        tokens: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        teacher_forcing: float = 1.0,
+        return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits ``(B, L-1, V)`` predicting ``tokens[:, 1:]`` (and attention ``(B, L-1, T)`` on request).
+
+        With ``teacher_forcing < 1`` (scheduled sampling, Bengio et al. 2015), each caption at each
+        step after the first is fed the model's own previous argmax with probability
+        ``1 - teacher_forcing`` instead of the ground-truth token.
+        """
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
+        if tokens.dim() != 2 or tokens.shape[1] < 2 or tokens.is_floating_point() or tokens.is_complex():
+            raise ValueError(
+                f"SALSTM expects integer tokens (B, L >= 2), got {tokens.dtype} {tuple(tokens.shape)}"
+            )
+        if features.dim() == 3 and tokens.shape[0] != features.shape[0]:
+            raise ValueError(
+                f"tokens and features must share the batch size, got {tokens.shape[0]} and {features.shape[0]}"
+            )
+        if not bool((tokens[:, 0] == self.bos_id).all()):
+            raise ValueError(
+                f"SALSTM: tokens must start every caption with bos_id={self.bos_id}, got {tokens[:, 0].tolist()}"
+            )
+        if int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size:
+            raise ValueError(
+                f"tokens must be in [0, vocab_size={self.vocab_size}), got "
+                f"[{int(tokens.min())}, {int(tokens.max())}]"
+            )
+        memory, state = self.encode(features, lengths)
+        B, L = tokens.shape
+        logits, attention = [], []
+        token = tokens[:, 0]
+        for t in range(L - 1):
+            step_logits, state, alpha = self._step(memory, token, state)
+            logits.append(step_logits)
+            attention.append(alpha)
+            token = tokens[:, t + 1]
+            if teacher_forcing < 1.0:
+                own = step_logits.argmax(dim=-1)  # (B,), no gradient through the choice
+                use_truth = torch.rand(B, device=tokens.device) < teacher_forcing
+                token = torch.where(use_truth, token, own)
+        out = torch.stack(logits, dim=1)  # L-1 x (B, V) -> (B, L-1, V)
+        if return_attention:
+            return out, torch.stack(attention, dim=1)  # L-1 x (B, T) -> (B, L-1, T)
+        return out
+
+    # ---- decoding ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        features: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 0.0,
+    ) -> list[list[int]]:
+        """The best caption of every video as token ids without bos/eos (see :meth:`decode`)."""
+        captions = self.decode(
+            features, lengths, beam_size=beam_size, max_length=max_length, length_penalty=length_penalty
+        )
+        return [caption.tokens for caption in captions]
+
+    @torch.no_grad()
+    def decode(
+        self,
+        features: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 0.0,
+    ) -> list[Caption]:
+        """The best :class:`Caption` per video: greedy for ``beam_size == 1``, else beam search."""
+        if beam_size == 1:
+            return self.greedy(features, lengths, max_length=max_length)
+        return [
+            hyps[0]
+            for hyps in self.beam_search(
+                features, lengths, beam_size=beam_size, max_length=max_length, length_penalty=length_penalty
+            )
+        ]
+
+    def _max_length(self, max_length: int | None) -> int:
+        steps = self.max_length if max_length is None else max_length
+        if steps < 1:
+            raise ValueError(f"max_length must be >= 1, got {steps}")
+        return steps
+
+    def _log_probs(self, logits: Tensor) -> Tensor:
+        """Log-probabilities ``(N, V)`` of the next token; pad and bos can never be generated (their
+        log-probability is set to -inf, the others are not renormalised: scores stay model log-probs)."""
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        logp[:, [self.pad_id, self.bos_id]] = float("-inf")
+        return logp
+
+    @torch.no_grad()
+    def greedy(
+        self, features: Tensor, lengths: Tensor | None = None, *, max_length: int | None = None
+    ) -> list[Caption]:
+        """Greedy decoding of a batch; a caption ends at eos or after ``max_length`` tokens."""
+        steps = self._max_length(max_length)
+        memory, state = self.encode(features, lengths)
+        B = features.shape[0]
+        token = torch.full((B,), self.bos_id, dtype=torch.long, device=features.device)
+        done = torch.zeros(B, dtype=torch.bool, device=features.device)
+        scores = features.new_zeros(B)
+        chosen, attention = [], []
+        for _ in range(steps):
+            logits, state, alpha = self._step(memory, token, state)
+            logp = self._log_probs(logits)  # (B, V)
+            best, token = logp.max(dim=-1)
+            scores = scores + torch.where(done, torch.zeros_like(best), best)
+            chosen.append(torch.where(done, torch.full_like(token, -1), token))  # -1: after the end
+            attention.append(alpha)
+            done = done | (token == self.eos_id)
+            if bool(done.all()):
+                break
+        ids = torch.stack(chosen, dim=1).tolist()  # (B, steps)
+        alphas = torch.stack(attention, dim=1)  # (B, steps, T)
+        captions = []
+        for b in range(B):
+            n = sum(1 for i in ids[b] if i != -1)  # generated tokens, eos included
+            words = [i for i in ids[b][:n] if i != self.eos_id]
+            captions.append(Caption(words, float(scores[b]), alphas[b, :n]))
+        return captions
+
+    @torch.no_grad()
+    def beam_search(
+        self,
+        features: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        beam_size: int = 3,
+        max_length: int | None = None,
+        length_penalty: float = 0.0,
+    ) -> list[list[Caption]]:
+        """Batched beam search over ``B·K`` hypotheses at once; every video's finished captions, best first.
+
+        Each step expands the ``K`` live hypotheses of a video over the vocabulary and keeps the top
+        ``2K`` of its ``K·V`` candidates: an eos among the first ``K`` is finalised (moved to the video's
+        finished list; it never occupies a beam slot again), and the best ``K`` non-eos candidates stay
+        live. A video stops once it has ``K`` finished captions and none of its live hypotheses can beat
+        the best of them; at ``max_length`` the live hypotheses are finalised as they are. Captions are
+        ranked by ``score / length ** length_penalty`` (``length``: tokens generated, eos included;
+        ``length_penalty=0``: the summed log-probability).
+        """
+        K = beam_size
+        if K < 1:
+            raise ValueError(f"beam_size must be >= 1, got {K}")
+        if length_penalty < 0:
+            raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
+        steps = self._max_length(max_length)
+        memory, (h, c) = self.encode(features, lengths)
+        B, T, _ = features.shape
+        device = features.device
+        memory = memory.repeat(K)  # (B*K, T, ...), video-major
+        state = (h.repeat_interleave(K, 0), c.repeat_interleave(K, 0))  # (B*K, H)
+        token = torch.full((B * K,), self.bos_id, dtype=torch.long, device=device)
+        # only beam 0 is live at first, so the K beams do not start as K copies of one hypothesis
+        scores = torch.full((B, K), float("-inf"), device=device)
+        scores[:, 0] = 0.0
+        history = torch.empty(B * K, 0, dtype=torch.long, device=device)  # tokens so far
+        attn_history = features.new_empty(B * K, 0, T)
+        finished: list[list[Caption]] = [[] for _ in range(B)]
+        done = [False] * B
+        base = (torch.arange(B, device=device) * K)[:, None]  # (B, 1): first slot of each video
+
+        def normalised(score: float, length: int) -> float:
+            return score / (length**length_penalty)
+
+        def ranking(cap: Caption) -> float:
+            return normalised(cap.score, cap.attention.shape[0])  # length: steps generated, eos included
+
+        for _ in range(steps):
+            logits, state, alpha = self._step(memory, token, state)
+            logp = self._log_probs(logits)  # (B*K, V)
+            V = logp.shape[-1]
+            candidates = (scores[..., None] + logp.view(B, K, V)).view(B, K * V)  # (B, K*V)
+            top_scores, top_index = candidates.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
+            source, word = top_index // V, top_index % V  # beam it extends, word it adds
+            is_eos = word == self.eos_id
+            # finalise eos candidates ranked among the first K (at most one per source beam)
+            for b, rank in (is_eos[:, :K] & torch.isfinite(top_scores[:, :K])).nonzero().tolist():
+                if done[b]:
+                    continue
+                slot = b * K + int(source[b, rank])
+                finished[b].append(
+                    Caption(
+                        [int(i) for i in history[slot]],
+                        float(top_scores[b, rank]),
+                        torch.cat([attn_history[slot], alpha[slot, None]], dim=0),  # (step, T)
+                    )
+                )
+            # the first K non-eos candidates stay live (there are >= K: at most K of 2K are eos)
+            order = (
+                is_eos.long() * top_index.shape[1] + torch.arange(top_index.shape[1], device=device)
+            ).argsort(dim=-1)[:, :K]  # (B, K)
+            scores = top_scores.gather(1, order)
+            slots = (base + source.gather(1, order)).view(-1)  # (B*K,) flat index of the source beam
+            token = word.gather(1, order).view(-1)
+            state = (state[0][slots], state[1][slots])
+            history = torch.cat([history[slots], token[:, None]], dim=1)  # (B*K, step)
+            attn_history = torch.cat([attn_history[slots], alpha[slots, None]], dim=1)  # (B*K, step, T)
+            # a video is done when K captions are finished and no live one can end better
+            best_live = scores.max(dim=-1).values.tolist()  # (B,)
+            for b in range(B):
+                if done[b] or len(finished[b]) < K:
+                    continue
+                best = max(ranking(cap) for cap in finished[b])
+                # scores only fall with more words, and a longer length divides by at most steps**lp
+                bound = normalised(best_live[b], steps)
+                done[b] = best >= bound
+            if all(done):
+                break
+        for b in range(B):
+            if done[b]:
+                continue
+            for k in range(K):
+                slot = b * K + k
+                if torch.isfinite(scores[b, k]):
+                    words = [int(i) for i in history[slot]]
+                    finished[b].append(Caption(words, float(scores[b, k]), attn_history[slot]))
+        return [sorted(caps, key=ranking, reverse=True) for caps in finished]
