@@ -44,6 +44,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/time_distributed.py
 	$(BIN)/python benchmarks/video_loader.py
 	$(BIN)/python benchmarks/mplstm.py
+	$(BIN)/python benchmarks/beam_search.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache .mypy_cache
