@@ -102,10 +102,15 @@ class MultiViewLSTMCell(nn.Module):
         gates = torch.stack([x @ w.T for x, w in zip(views, self.weight_ih)], dim=-2)
         return gates if self.bias is None else gates + self.bias
 
-    def step(self, gates_x: Tensor, state: MVLSTMState) -> MVLSTMState:
-        """Advance one step from the input gates ``(B, V, 4H)``."""
+    def recurrent_weight(self) -> Tensor:
+        """``U`` cut to the topology by the mask: ``(V, 4H, V*H)``; formed once per sequence."""
+        return self.weight_hh * cast(Tensor, self.mask)
+
+    def step(self, gates_x: Tensor, state: MVLSTMState, weight: Tensor | None = None) -> MVLSTMState:
+        """Advance one step from the input gates ``(B, V, 4H)``; ``weight`` is :meth:`recurrent_weight`
+        (formed here when not given)."""
         B, V, H = state.h.shape
-        weight = self.weight_hh * cast(Tensor, self.mask)  # (V, 4H, V*H), cut to the topology
+        weight = self.recurrent_weight() if weight is None else weight
         recurrent = torch.einsum("vgk,bk->bvg", weight, state.h.reshape(B, V * H))
         i, f, g, o = (gates_x + recurrent).unflatten(-1, (4, H)).unbind(-2)  # each (B, V, H)
         c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)
@@ -237,9 +242,10 @@ class MultiViewLSTM(nn.Module):
         B = views[0].shape[0]
         state = cell.init_state(views[0]) if state is None else state
         steps = cell.input_gates(views).unbind(1)  # T x (B, V, 4H): all input projections at once
+        weight = cell.recurrent_weight()  # the masked U, once for all steps (not inside the time loop)
         outputs = []
         for t, gates_x in enumerate(steps):
-            new = cell.step(gates_x, state)
+            new = cell.step(gates_x, state, weight)
             h = new.h
             if lengths is not None:
                 valid = (t < lengths).view(B, 1, 1)  # sequences past their length keep state, output 0

@@ -359,6 +359,12 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def generate(self, index: int, epoch: int = 0) -> tuple[np.ndarray, int]:
         """Clip ``index`` of ``epoch`` as ``(frames (T, 1, H, W), label)``."""
+        _, frames, label = self.draw(index, epoch)
+        return frames, label
+
+    def draw(self, index: int, epoch: int = 0) -> tuple[np.random.Generator, np.ndarray, int]:
+        """As :meth:`generate`, also returning the clip's random state after the clip was drawn, so that
+        a set built on these clips (the multi-view set) continues the same stream."""
         if index < 0 or epoch < 0:
             raise IndexError(f"index and epoch must be >= 0, got {index} and {epoch}")
         label = index % self.num_classes
@@ -372,7 +378,7 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             speed=self.speed,
             num_distractors=self.num_distractors,
         )
-        return frames, label
+        return rng, frames, label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, item = divmod(int(index), self.length)

@@ -32,11 +32,11 @@ from lstmvision.data._common import check_generated_set, check_loader_args
 from lstmvision.data.moving_actions import (
     MOVING_ACTIONS,
     GeneratedSetsDataModule,
+    MovingDigitActions,
     _check_clip_args,
     _class_names,
-    generate_action_clip,
 )
-from lstmvision.data.moving_mnist import Split, load_digits
+from lstmvision.data.moving_mnist import Split
 
 __all__ = [
     "TRANSLATION_ACTIONS",
@@ -178,47 +178,42 @@ class MultiViewDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         camera_seed: int = 0,
         mnist_path: str | Path | None = None,
     ) -> None:
-        check_generated_set(length, seed=seed, stream=stream, camera_seed=camera_seed)
+        check_generated_set(length, camera_seed=camera_seed)
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         self.occlusion = _check_occlusion(occlusion)
         self.occluder_level = _check_level(occluder_level)
         self.scene_size = math.ceil(image_size * _SCENE_MARGIN)
-        self.speed = _check_clip_args(self.scene_size, seq_length, speed, num_distractors)
-        self.class_names = _class_names(TRANSLATION_ACTIONS if classes is None else classes)
-        self.length, self.num_views, self.image_size, self.seq_length = (
+        # the scenes are the single-view set's clips on the larger canvas, from the same random streams
+        self.scenes = MovingDigitActions(
             length,
-            num_views,
-            image_size,
-            seq_length,
+            split=split,
+            image_size=self.scene_size,
+            seq_length=seq_length,
+            speed=speed,
+            num_distractors=num_distractors,
+            seed=seed,
+            stream=stream,
+            mnist_path=mnist_path,
+            classes=TRANSLATION_ACTIONS if classes is None else classes,
         )
-        self.num_distractors, self.seed, self.stream = num_distractors, seed, stream
+        self.num_views, self.image_size, self.seq_length = num_views, image_size, seq_length
         self.views = camera_views(num_views, self.scene_size, camera_seed)
-        self.digits = load_digits(split, mnist_path)
-        self._actions = [MOVING_ACTIONS.index(name) for name in self.class_names]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.scenes.class_names
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return self.scenes.num_classes
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.scenes)
 
     def generate(self, index: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
         """Clip ``index`` of ``epoch`` as ``(views (V, T, 1, S, S), hidden bool (V, T), label)``."""
-        if index < 0 or epoch < 0:
-            raise IndexError(f"index and epoch must be >= 0, got {index} and {epoch}")
-        label = index % self.num_classes
-        rng = np.random.default_rng((self.seed, self.stream, epoch, index))
-        scene = generate_action_clip(
-            rng,
-            self.digits.images,
-            self._actions[label],
-            image_size=self.scene_size,
-            seq_length=self.seq_length,
-            speed=self.speed,
-            num_distractors=self.num_distractors,
-        )  # (T, 1, N, N)
+        rng, scene, label = self.scenes.draw(index, epoch)  # scene (T, 1, N, N); rng continues its stream
         views = render_views(scene[:, 0], self.views, self.image_size)  # (V, T, S, S)
         hidden = _occlusion(rng, self.num_views, self.seq_length, self.occlusion)  # (V, T)
         noise = rng.random(views.shape, dtype=np.float32)  # drawn whole, so the stream ignores `hidden`
@@ -227,7 +222,7 @@ class MultiViewDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return views[:, :, None], hidden, label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, item = divmod(int(index), self.length)
+        epoch, item = divmod(int(index), len(self))
         views, _, label = self.generate(item, epoch)
         return torch.from_numpy(views), torch.tensor(label, dtype=torch.int64)
 

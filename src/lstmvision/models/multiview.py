@@ -34,7 +34,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstmvision.cells._common import check_input_dtype, check_lengths, split_views, view_sizes
 from lstmvision.cells.mplstm import MultiPerspectiveLSTM
 from lstmvision.cells.mvlstm import MultiViewLSTM
-from lstmvision.encoders import FrameEncoder
 from lstmvision.layers import TemporalAttentionPooling, TimeDistributed
 from lstmvision.models.registry import register_model
 from lstmvision.models.video_classifier import _as_frame_encoder, _check_dropout
@@ -58,6 +57,8 @@ class _MultiViewClassifier(nn.Module):
     """
 
     time_dim = 2
+    attention: nn.Module  # the head every subclass builds (late fusion has one per view instead)
+    classifier: nn.Module
 
     def __init__(
         self,
@@ -128,14 +129,23 @@ class _MultiViewClassifier(nn.Module):
             raise ValueError(f"{name} expects non-empty frames, got shape {tuple(x.shape)}")
         check_input_dtype(name, x, self)
         if self.share_encoder:
-            chosen = x[:, self.encoded_views]  # (B, V', T, C, H, W)
+            # (B, V', T, C, H, W); every view in order needs no copy
+            chosen = x if self.encoded_views == list(range(V)) else x[:, self.encoded_views]
             _, pooled = self.encoders[0](chosen.flatten(0, 1))  # one call over all B·V'·T frames
             return list(pooled.unflatten(0, (B, len(self.encoded_views))).unbind(1))  # V' x (B, T, D)
         return [encoder(x[:, k])[1] for encoder, k in zip(self.encoders, self.encoded_views)]
 
-    @property
-    def frame_encoders(self) -> list[FrameEncoder]:
-        return [module.module for module in self.encoders]  # type: ignore[misc]
+    def forward(self, x: ViewInput, lengths: Tensor | None = None) -> Tensor:
+        """Logits ``(B, K)``: encode the views, join them over time (:meth:`sequence`), pool with
+        attention, classify."""
+        views = self.encode(x)
+        lengths = _lengths(views, lengths)
+        pooled, _ = self.attention(self.sequence(views, lengths), lengths)
+        return self.classifier(pooled)
+
+    def sequence(self, views: list[Tensor], lengths: Tensor | None) -> Tensor:
+        """The recurrent outputs ``(B, T, F)`` of the encoded views; what tells the models apart."""
+        raise NotImplementedError
 
 
 def _head(
@@ -252,12 +262,8 @@ class MPLSTMClassifier(_MultiViewClassifier):
         out_size = hidden_size * (2 if bidirectional else 1)
         self.attention, self.classifier = _head(out_size, num_classes, attention_size, dropout)
 
-    def forward(self, x: ViewInput, lengths: Tensor | None = None) -> Tensor:
-        views = self.encode(x)
-        lengths = _lengths(views, lengths)
-        outputs, _ = self.recurrent(views, lengths=lengths)  # (B, T, dirs*H)
-        pooled, _ = self.attention(outputs, lengths)
-        return self.classifier(pooled)
+    def sequence(self, views: list[Tensor], lengths: Tensor | None) -> Tensor:
+        return self.recurrent(views, lengths=lengths)[0]  # (B, T, dirs*H)
 
 
 @register_model("early_fusion")
@@ -297,12 +303,8 @@ class EarlyFusionClassifier(_MultiViewClassifier):
         out_size = hidden_size * (2 if bidirectional else 1)
         self.attention, self.classifier = _head(out_size, num_classes, attention_size, dropout)
 
-    def forward(self, x: ViewInput, lengths: Tensor | None = None) -> Tensor:
-        views = self.encode(x)
-        lengths = _lengths(views, lengths)
-        outputs = _run_lstm(self.lstm, torch.cat(views, dim=-1), lengths)  # (B, T, sum D) -> (B, T, dirs*H)
-        pooled, _ = self.attention(outputs, lengths)
-        return self.classifier(pooled)
+    def sequence(self, views: list[Tensor], lengths: Tensor | None) -> Tensor:
+        return _run_lstm(self.lstm, torch.cat(views, dim=-1), lengths)  # (B, T, sum D) -> (B, T, dirs*H)
 
 
 @register_model("late_fusion")
@@ -419,12 +421,8 @@ class MVLSTMClassifier(_MultiViewClassifier):
         out_size = hidden_size * num_views * (2 if bidirectional else 1)
         self.attention, self.classifier = _head(out_size, num_classes, attention_size, dropout)
 
-    def forward(self, x: ViewInput, lengths: Tensor | None = None) -> Tensor:
-        views = self.encode(x)
-        lengths = _lengths(views, lengths)
-        outputs, _ = self.recurrent(views, lengths=lengths)  # (B, T, V*H*dirs)
-        pooled, _ = self.attention(outputs, lengths)
-        return self.classifier(pooled)
+    def sequence(self, views: list[Tensor], lengths: Tensor | None) -> Tensor:
+        return self.recurrent(views, lengths=lengths)[0]  # (B, T, V*H*dirs)
 
 
 @register_model("single_view")
@@ -470,8 +468,6 @@ class SingleViewClassifier(_MultiViewClassifier):
         out_size = hidden_size * (2 if bidirectional else 1)
         self.attention, self.classifier = _head(out_size, num_classes, attention_size, dropout)
 
-    def forward(self, x: ViewInput, lengths: Tensor | None = None) -> Tensor:
-        (features,) = self.encode(x)  # (B, T, D) of the chosen view
-        lengths = _lengths([features], lengths)
-        pooled, _ = self.attention(_run_lstm(self.lstm, features, lengths), lengths)
-        return self.classifier(pooled)
+    def sequence(self, views: list[Tensor], lengths: Tensor | None) -> Tensor:
+        (features,) = views  # (B, T, D) of the chosen view, the only one encoded
+        return _run_lstm(self.lstm, features, lengths)
