@@ -102,6 +102,50 @@ def _tiny_features(path: Path) -> Path:
     return path
 
 
+# 4 special tokens + the 6 distinct words of these captions: the vocabulary of the tiny caption sets below
+_TINY_CAPTIONS = ["a dog runs", "a cat sleeps", "the dog runs"]
+_TINY_VOCAB = 4 + 6
+
+
+def _caption_features(path: Path, ids: list[str]) -> Path:
+    """(5, 512) float32 features per video, in the layout `lstmvision extract-features` writes."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for video_id in ids:
+            f.create_dataset(video_id, data=rng.standard_normal((5, 512)).astype(np.float32))
+    return path
+
+
+def _tiny_msvd(root: Path) -> list[str]:
+    """The MSVD CSV (4 clips), a split file and their features; the data overrides that read them."""
+    root.mkdir(parents=True)
+    ids = [f"clip{i}_{i}_{i + 5}" for i in range(4)]
+    rows = ["VideoID,Start,End,WorkerID,Source,AnnotationTime,Language,Description"]
+    for i in range(4):
+        for caption in _TINY_CAPTIONS:
+            rows.append(f"clip{i},{i},{i + 5},7,clean,10,English,{caption}")
+    (root / "corpus.csv").write_text("\n".join(rows) + "\n")
+    (root / "split.json").write_text(json.dumps({"train": ids[:2], "val": ids[2:3], "test": ids[3:]}))
+    return ["--data.init_args.captions", str(root / "corpus.csv"), "--data.init_args.mapping_file", "null",
+            "--data.init_args.split_file", str(root / "split.json"),
+            "--data.init_args.features", str(_caption_features(root / "f.h5", ids))]  # fmt: skip
+
+
+def _tiny_msrvtt(root: Path) -> list[str]:
+    """train_val_videodatainfo.json / test_videodatainfo.json (4 videos) and their features."""
+    root.mkdir(parents=True)
+    splits = ["train", "train", "validate", "test"]
+    ids = [f"video{i}" for i in range(4)]
+    sentences = [{"video_id": v, "caption": c, "sen_id": 0} for v in ids for c in _TINY_CAPTIONS]
+    videos = [{"video_id": v, "split": s} for v, s in zip(ids, splits)]
+    (root / "tv.json").write_text(json.dumps({"videos": videos[:3], "sentences": sentences[:9]}))
+    (root / "test.json").write_text(json.dumps({"videos": videos[3:], "sentences": sentences[9:]}))
+    return ["--data.init_args.captions", str(root / "tv.json"), "--data.init_args.test_captions",
+            str(root / "test.json"), "--data.init_args.features", str(_caption_features(root / "f.h5", ids))]  # fmt: skip
+
+
 def _tiny_lightfield(root: Path) -> Path:
     """2 subjects x 5 samples, each a horizontal and a vertical row of 5 sub-aperture 16x16 images."""
     rng = np.random.default_rng(0)
@@ -134,6 +178,10 @@ def _data_overrides(config: Path, tmp_path: Path) -> list[str]:
     if config.name == "mp_lstm_features.yaml":
         return ["--data.init_args.path", str(_tiny_features(tmp_path / "features.h5")),
                 "--data.init_args.val_fraction", "0.2", "--data.init_args.test_fraction", "0.2"]  # fmt: skip
+    if config.parent.name in ("msvd", "msrvtt"):
+        files = (_tiny_msvd if config.parent.name == "msvd" else _tiny_msrvtt)(tmp_path / config.parent.name)
+        return [*files, "--data.init_args.max_vocab_size", "null",
+                "--model.init_args.model.init_args.vocab_size", str(_TINY_VOCAB)]  # fmt: skip
     if config.parent.name == "kth":
         return [
             "--data.init_args.root",

@@ -64,6 +64,18 @@ CLASSIFICATION = [
     "--data.init_args.image_size", "24",
     "--data.init_args.seq_length", "4",
 ]  # fmt: skip
+CAPTIONING = [
+    "--config", str(ROOT / "configs" / "captioned_digits" / "sa_lstm.yaml"),
+    "--model.init_args.model.init_args.frame_encoder.init_args.channels", "[4, 8]",
+    "--model.init_args.model.init_args.frame_encoder.init_args.feature_dim", "8",
+    "--model.init_args.model.init_args.feature_size", "8",
+    "--model.init_args.model.init_args.embed_size", "8",
+    "--model.init_args.model.init_args.hidden_size", "8",
+    "--model.init_args.model.init_args.attention_size", "8",
+    "--model.init_args.beam_size", "2",
+    "--data.init_args.image_size", "40",
+    "--data.init_args.seq_length", "4",
+]  # fmt: skip
 STEPS_PER_EPOCH_2_PROCESSES = 2  # ceil(ceil(8 / 2) / 2)
 
 
@@ -108,6 +120,7 @@ def _test(
     ckpt: Path,
     experiment: str,
     capsys: pytest.CaptureFixture[str] | None = None,
+    result: str = "metrics.json",
 ) -> dict:
     """Test ``ckpt`` with 2 processes, or with 1 in this process (no interpreter to start) given ``capsys``."""
     argv = ["test", *base, *COMMON, "--ckpt_path", str(ckpt), "--experiment", experiment]
@@ -118,7 +131,7 @@ def _test(
         out = capsys.readouterr().out
     run = _only_version(tmp_path, experiment)
     assert out.count("\noutputs: ") == 1, f"the report must be printed once, by rank 0:\n{out[-3000:]}"
-    return json.loads((run / "metrics.json").read_text())
+    return json.loads((run / result).read_text())
 
 
 def test_video_prediction_with_2_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,3 +176,18 @@ def test_video_classification_with_2_processes(tmp_path: Path, capsys: pytest.Ca
     # the confusion matrix's column sums are the predicted classes of the same 5 clips
     columns = [sum(column) for column in zip(*one["confusion_matrix"])]
     assert [predicted.count(c) for c in range(len(columns))] == columns
+
+
+def test_video_captioning_with_2_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    last = _fit_with_2_processes(tmp_path, CAPTIONING)
+    one = _test(tmp_path, CAPTIONING, last, "test1", capsys, result="scores.json")
+    two = _test(tmp_path, CAPTIONING, last, "test2", result="scores.json")
+    assert one["num_videos"] == two["num_videos"] == 5  # no video captioned twice
+    # rank 0 gathers every process's captions in set order and scores them once
+    captions = [
+        json.loads((_only_version(tmp_path, n) / "captions.json").read_text()) for n in ("test1", "test2")
+    ]
+    assert [c["video_id"] for c in captions[1]] == [c["video_id"] for c in captions[0]]
+    assert [c["caption"] for c in captions[1]] == [c["caption"] for c in captions[0]]
+    for series in ("model", "most_frequent_caption"):
+        assert two[series] == pytest.approx(one[series], abs=1e-12), series

@@ -1,4 +1,5 @@
-"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo``, ``export`` and ``compare``.
+"""The ``lstmvision`` command: LightningCLI's fit/validate/test/predict plus ``demo``, ``export``, ``compare``,
+``extract-features`` and ``caption``.
 
 Every run writes under ``<runs_dir>/<experiment>/version_<n>/`` (TensorBoard and CSV logs, the saved
 config, ``checkpoints/``, and what the task writes at test time). ``--ckpt_path last`` reuses the
@@ -199,6 +200,8 @@ def _report(trainer: Trainer) -> dict[str, Any] | None:
         return None
     out = Path(log_dir)
     path = out / "metrics.json"
+    if not path.is_file() and (out / "scores.json").is_file():
+        path = out / "scores.json"  # the captioning task's test scores
     if not path.is_file():
         print(f"outputs: {out}")
         return None
@@ -217,6 +220,9 @@ def _report(trainer: Trainer) -> dict[str, Any] | None:
             f"MSE ratio model / copy-last-frame: {metrics['mse_ratio_to_copy_last_frame']:.3f}"
             f" over {metrics['num_sequences']} test clips"
         )
+    scores_file = out / "scores.json"
+    if scores_file.is_file():
+        _print_caption_scores(json.loads(scores_file.read_text()))
     if "accuracy" in metrics:
         print(
             f"\naccuracy {metrics['accuracy']:.4f}, mean class accuracy {metrics['mean_class_accuracy']:.4f}"
@@ -225,6 +231,20 @@ def _report(trainer: Trainer) -> dict[str, Any] | None:
         for fraction, entry in metrics.get("early_recognition", {}).items():
             print(f"  first {float(fraction):.0%} of each clip observed: accuracy {entry['accuracy']:.4f}")
     return metrics
+
+
+def _print_caption_scores(scores: dict[str, Any]) -> None:
+    """The captioning test scores of the model beside the most-frequent-caption baseline."""
+    model, base = scores.get("model", {}), scores.get("most_frequent_caption", {})
+    print(f"\n{'metric':<10}{'model':>10}{'most frequent caption':>24}")
+    for name, value in model.items():
+        print(f"{name:<10}{value:>10.4f}{base.get(name, float('nan')):>24.4f}")
+    for name, reason in scores.get("skipped", {}).items():
+        print(f"{name} skipped: {reason}")
+    print(
+        f"over {scores.get('num_videos')} test videos, beam {scores.get('beam_size')}; baseline caption: "
+        f"{scores.get('baseline_caption')!r}"
+    )
 
 
 def demo_config() -> Path:
@@ -266,8 +286,18 @@ def main(argv: list[str] | None = None) -> None:
 
         compare_main(argv[1:])
         return
+    if argv and argv[0] == "extract-features":
+        from lstmvision.features import main as features_main
+
+        features_main(argv[1:])
+        return
+    if argv and argv[0] == "caption":
+        from lstmvision.captioning import main as caption_main
+
+        caption_main(argv[1:])
+        return
     if argv and argv[0] not in (*_SUBCOMMANDS, "-h", "--help", "--version", "--print_config"):
-        known = ", ".join((*_SUBCOMMANDS, "demo", "export", "compare"))
+        known = ", ".join((*_SUBCOMMANDS, "demo", "export", "compare", "extract-features", "caption"))
         sys.exit(f"lstmvision: unknown subcommand {argv[0]!r}; choose one of: {known}")
     try:
         LstmVisionCLI(args=argv)

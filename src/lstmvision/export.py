@@ -13,9 +13,10 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
+from torch import nn
 
 from lstmvision._io import safe_load
 from lstmvision.models.pretrained import (
@@ -25,7 +26,7 @@ from lstmvision.models.pretrained import (
     save_pretrained,
 )
 
-__all__ = ["FORMATS", "export_checkpoint", "main"]
+__all__ = ["FORMATS", "LoadedNetwork", "export_checkpoint", "load_network", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,53 @@ def _default_out(checkpoint: Path) -> Path:
     return run / "export" / checkpoint.stem
 
 
+class LoadedNetwork(NamedTuple):
+    """The network of a checkpoint and where it came from."""
+
+    model: nn.Module
+    checkpoint: dict[str, Any]  # the whole checkpoint (tensors and plain values)
+    spec: dict[str, Any]  # the network's class_path / init_args
+    config: Path
+    task_class: str | None
+
+
+def load_network(
+    checkpoint: str | os.PathLike[str],
+    *,
+    config: str | os.PathLike[str] | None = None,
+    trusted_prefixes: Sequence[str] = (),
+) -> LoadedNetwork:
+    """The network of a checkpoint written by ``lstmvision fit``, built from the run's config (or
+    ``config``) and loaded with the checkpoint's weights; see :func:`export_checkpoint` for the errors."""
+    ckpt = Path(checkpoint)
+    saved = safe_load(ckpt, what="checkpoint")
+    state = saved.get("state_dict") if isinstance(saved, Mapping) else None
+    if not isinstance(state, Mapping):
+        keys = sorted(map(str, saved)) if isinstance(saved, Mapping) else type(saved).__name__
+        raise ValueError(
+            f"checkpoint {ckpt} has no 'state_dict' (a Lightning checkpoint has one); found {keys}"
+        )
+    weights = {key[len(_PREFIX) :]: value for key, value in state.items() if key.startswith(_PREFIX)}
+    if not weights:
+        raise ValueError(
+            f"checkpoint {ckpt} has no '{_PREFIX}*' weights in its state_dict: not a lstmvision task"
+        )
+    config_file = Path(config) if config is not None else _find_config(ckpt)
+    spec, task_class = _model_spec(config_file)
+    if task_class is None and isinstance(saved.get("hyper_parameters"), Mapping):
+        task_class = saved["hyper_parameters"].get("_class_path")
+    model = instantiate_model(
+        spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=f"config {config_file}"
+    )
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"checkpoint {ckpt} does not fit the {spec['class_path']} of config {config_file}: {error}"
+        ) from error
+    return LoadedNetwork(model, dict(saved), spec, config_file, task_class)
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -100,31 +148,9 @@ def export_checkpoint(
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
     ckpt = Path(checkpoint)
-    saved = safe_load(ckpt, what="checkpoint")
-    state = saved.get("state_dict") if isinstance(saved, Mapping) else None
-    if not isinstance(state, Mapping):
-        keys = sorted(map(str, saved)) if isinstance(saved, Mapping) else type(saved).__name__
-        raise ValueError(
-            f"checkpoint {ckpt} has no 'state_dict' (a Lightning checkpoint has one); found {keys}"
-        )
-    weights = {key[len(_PREFIX) :]: value for key, value in state.items() if key.startswith(_PREFIX)}
-    if not weights:
-        raise ValueError(
-            f"checkpoint {ckpt} has no '{_PREFIX}*' weights in its state_dict: not a lstmvision task"
-        )
-    config_file = Path(config) if config is not None else _find_config(ckpt)
-    spec, task_class = _model_spec(config_file)
-    if task_class is None and isinstance(saved.get("hyper_parameters"), Mapping):
-        task_class = saved["hyper_parameters"].get("_class_path")
-    model = instantiate_model(
-        spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=f"config {config_file}"
+    model, _, spec, config_file, task_class = load_network(
+        ckpt, config=config, trusted_prefixes=trusted_prefixes
     )
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"checkpoint {ckpt} does not fit the {spec['class_path']} of config {config_file}: {error}"
-        ) from error
     folder = Path(out) if out is not None else _default_out(ckpt)
     metadata = {
         "source_checkpoint": str(ckpt.resolve()),

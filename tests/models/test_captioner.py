@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lstmvision.encoders import SmallCNN
 from lstmvision.models.captioner import SALSTM
 from lstmvision.models.registry import create_model
 
@@ -216,3 +217,47 @@ def test_overfits_four_videos_and_greedy_reproduces_them() -> None:
     model.eval()
     assert model.generate(features, lengths) == captions
     assert model.generate(features, lengths, beam_size=3) == captions
+
+
+def _frame_model() -> tuple[SALSTM, SmallCNN]:
+    torch.manual_seed(0)
+    encoder = SmallCNN(1, [4, 8], pool_size=2, feature_dim=D)
+    options = dict(embed_size=6, hidden_size=8, attention_size=7, dropout=0.0, max_length=7, encoder="bilstm")
+    return SALSTM(V, D, frame_encoder=encoder, **options).eval(), encoder  # type: ignore[arg-type]
+
+
+def test_frame_encoder_reads_frames_like_features_of_the_same_cnn() -> None:
+    model, encoder = _frame_model()
+    frames, lengths, tokens = torch.rand(2, 4, 1, 16, 16), torch.tensor([4, 2]), _tokens(2, 5)
+    _, features = encoder(frames.flatten(0, 1))  # (B*T, D): the CNN on every frame
+    features = features.unflatten(0, (2, 4))  # (B, T, D)
+    on_features = SALSTM(
+        V, D, embed_size=6, hidden_size=8, attention_size=7, dropout=0.0, encoder="bilstm"
+    ).eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("frame_encoder.")}
+    on_features.load_state_dict(state)
+    torch.testing.assert_close(model(frames, tokens, lengths), on_features(features, tokens, lengths))
+    assert model.generate(frames, lengths, beam_size=3) == on_features.generate(
+        features, lengths, beam_size=3
+    )
+
+
+def test_frame_encoder_is_trained_end_to_end() -> None:
+    model, encoder = _frame_model()
+    model.train()
+    frames, tokens = torch.rand(2, 3, 1, 16, 16), _tokens(2, 4)
+    model(frames, tokens, torch.tensor([3, 2])).logsumexp(-1).sum().backward()
+    missing = [n for n, p in encoder.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_frame_encoder_errors() -> None:
+    model, _ = _frame_model()
+    with pytest.raises(ValueError, match=r"frames \(B, T, C=1, H, W\), got shape \(2, 4, 5\)"):
+        model(torch.rand(2, 4, 5), _tokens(2, 3))
+    with pytest.raises(ValueError, match=r"frames \(B, T, C=1, H, W\), got shape \(2, 4, 3, 16, 16\)"):
+        model(torch.rand(2, 4, 3, 16, 16), _tokens(2, 3))
+    with pytest.raises(ValueError, match="SmallCNN gives 6 features per frame, feature_size is 5"):
+        SALSTM(V, D, frame_encoder=SmallCNN(1, [4], feature_dim=6))
+    with pytest.raises(TypeError, match="frame_encoder must be a FrameEncoder, got Linear"):
+        SALSTM(V, D, frame_encoder=torch.nn.Linear(2, 2))  # type: ignore[arg-type]

@@ -7,6 +7,15 @@ from lstmvision.data.captioned_digits import (
     CaptionedDigits,
     generate_captioned_clip,
 )
+from lstmvision.data.captioning import (
+    CaptionBatch,
+    CaptionCollate,
+    CaptionedDigitsDataModule,
+    CaptionFeatures,
+    CaptionFeaturesDataModule,
+    most_frequent_caption,
+    uniform_frame_indices,
+)
 from lstmvision.data.captions import (
     MSVD_SPLIT_SIZES,
     SPLITS,
@@ -110,9 +119,14 @@ __all__ = [
     "TRANSLATION_ACTIONS",
     "VIDEO_EXTENSIONS",
     "CameraView",
+    "CaptionBatch",
+    "CaptionCollate",
+    "CaptionFeatures",
+    "CaptionFeaturesDataModule",
     "CaptionSet",
     "CaptionedClipInfo",
     "CaptionedDigits",
+    "CaptionedDigitsDataModule",
     "ClipTransform",
     "EpochSampler",
     "GeneratedMovingMNIST",
@@ -145,6 +159,7 @@ __all__ = [
     "generate_captioned_clip",
     "generate_moving_digits",
     "load_digits",
+    "most_frequent_caption",
     "msvd_splits",
     "ouluvs2_utterance_classes",
     "random_start",
@@ -165,5 +180,6 @@ __all__ = [
     "scan_kth_frames",
     "sequence_starts",
     "tokenize",
+    "uniform_frame_indices",
     "uniform_starts",
 ]

@@ -3,8 +3,8 @@ the vocabulary.
 
 A reader returns a :class:`CaptionSet`: the raw captions of each video (kept raw: they are the metrics'
 references) and the ordered video ids of the "train", "val" and "test" sets. :func:`tokenize` splits a
-caption into lower-case PTB-style words with the punctuation removed, as pycocoevalcap's PTBTokenizer
-does before scoring. :class:`Vocabulary` is built from the training captions only and turns captions
+caption into lower-case PTB words with the punctuation removed, as pycocoevalcap's PTBTokenizer does
+before scoring. :class:`Vocabulary` is built from the training captions only and turns captions
 into token ids (:meth:`Vocabulary.encode`, :func:`encode_captions`) and back (:meth:`Vocabulary.decode`).
 
 docs/captioning_data.md describes the formats, the split rules and every error. Errors name the file
@@ -55,15 +55,54 @@ _MSRVTT_SPLITS = {"train": "train", "validate": "val", "test": "test"}
 _SPLIT_LIST_FILES = {name: f"{name}_list.txt" for name in SPLITS}
 _MAPPING_LINE = re.compile(r"(\S+)\s+vid(\d+)")
 
-# A word: letters/digits joined by inner apostrophes or hyphens (o'clock, t-shirt, man's) or by a
-# decimal point/comma between digits (2.5, 1,000); a clitic standing alone ('s after a space); or any
-# other single character (punctuation and symbols).
-_TOKEN = re.compile(r"\w+(?:(?:['\-]|(?<=\d)[.,](?=\d))\w+)*|(?<!\w)'(?:s|re|ve|ll|d|m)\b|\S")
-_CLITIC = re.compile(r"(.+?)('s|'re|'ve|'ll|'d|'m)")
-# pycocoevalcap's PTBTokenizer drops the tokens . , ? ! : ; - -- ... ' '' ` `` and the brackets
-# (-LRB- -RRB- -LCB- -RCB-); CoreNLP turns " into `` or '' first, so those go too.
-_PUNCTUATION = frozenset(".,?!:;-'\"`()[]{}\u2026\u2013\u2014")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+# The PTB tokenizer (CoreNLP 3.4.1, as pycocoevalcap runs it) on ordinary English text, as one regex over
+# the original-case text: the first alternative that matches at a position wins, so the special cases
+# come before the generic word. Some rules are case-sensitive because CoreNLP's are.
+_ABBREVIATIONS = (
+    "mr|mrs|ms|drs?|profs?|sens?|reps?|gov|lt|col|gen|adm|rev|maj|sgt|capt|mt|st|ave|pres|jr|sr|rd|"
+    "blvd|bros|inc|corp|cos?|ltd|etc|vs|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec|mon|tue|tues|"
+    "wed|thu|thurs|fri"
+)
+_PTB_TOKEN = re.compile(
+    r"(?<!\w)[A-HJ-XZ]'[A-Za-z]{2,}"  # O'Neil, D'Arcy: kept whole (not after I or Y)
+    r"|(?<!\w)[dlno]'[a-z]{2,}"  # o'clock, l'amour, d'oh
+    r"|(?<!\w)[jyJY]'(?=[A-Za-z])"  # elisions split after the apostrophe: y'all -> y' all
+    r"|(?<!\w)[a-z]*[aeiouy]'[aeiou][a-z]*"  # ma'am
+    r"|'n'|'n(?![\w'])"  # rock'n'roll -> rock 'n' roll
+    r"|(?i:'(?:s|re|ve|ll|d|m|em)(?![^\W_]))"  # clitics: man's -> man 's
+    r"|(?i:'t(?=(?:is|was)\b))"  # 'tis -> 't is
+    r"|'[2-9]0s"  # '90s
+    r"|(?i:n't)(?!\w)"  # the n't of don't
+    r"|(?i:(?<![\w.])ph\.d\.)"
+    r"|(?<![\w.])[A-Za-z](?:\.[A-Za-z])+(?!\w)\.?"  # acronyms keep their periods: u.s., a.m.
+    rf"|(?i:(?<![\w.])(?:{_ABBREVIATIONS})\.)"  # mr., st., etc.
+    r"|(?i:(?<![\w.])nos?\.(?=\s*\d))"  # no. 5
+    r"|[A-Z]+&[A-Z]+"  # AT&T (upper case only: at&t splits)
+    r"|@[A-Za-z_]\w*|\#[A-Za-z]+"  # @user, #tag
+    r"|\d+(?::\d+)+"  # 3:30, 10:30:45 (12:00pm -> 12:00 pm)
+    r"|\w+(?=(?i:n't)(?!\w))"  # the do of don't, ca of can't
+    # a word or number: letters/digits joined by - / . (and , between digits), maybe a sign or a
+    # leading decimal point: t-shirt, cat/dog, 1/2, 2.5, 1,000, -5, .5, www.x.com
+    r"|(?:(?<![\w.])-?\.(?=\d)|(?<![\w.])-(?=\d))?\w+(?:(?:[-/.]|(?<=\d),(?=\d))\w+)*"
+    r"|[!?]{2,}"  # !!! and ?! are tokens pycocoevalcap keeps
+    r"|\S"
+)
+# CoreNLP splits these words in two.
+_SPLIT_WORDS = {
+    "cannot": ["can", "not"],
+    "gonna": ["gon", "na"],
+    "gotta": ["got", "ta"],
+    "wanna": ["wan", "na"],
+    "lemme": ["lem", "me"],
+    "gimme": ["gim", "me"],
+}
+# Single characters pycocoevalcap drops: its list (. ? ! , : ; - ' `) plus what CoreNLP turns into a
+# dropped token first (" -> `` or '', ‘ “ ” -> quotes, – — -> --, … -> ...).
+_PUNCTUATION = frozenset(".,?!:;-'\"`\u2018\u201c\u201d\u2026\u2013\u2014")
+# CoreNLP writes brackets as -LRB- etc. and lower-cases them; pycocoevalcap's list holds the upper-case
+# -LRB- -RRB- -LCB- -RCB- only, so after -lowerCase the brackets stay in the tokenized captions.
+_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,32 +110,40 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 # --------------------------------------------------------------------------------------------------
 
 
-def _split_clitic(word: str) -> list[str]:
-    if word.endswith("n't") and len(word) > 3:
-        return [word[:-3], "n't"]  # PTB: don't -> do n't, can't -> ca n't
-    match = _CLITIC.fullmatch(word)
-    if match is not None:
-        return [match.group(1), match.group(2)]
-    return [word]
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case PTB-style words of ``text`` with the punctuation dropped.
+def tokenize(text: str, *, keep_brackets: bool = False) -> list[str]:
+    """Lower-case PTB words of ``text`` with the punctuation dropped, as pycocoevalcap's PTBTokenizer
+    (Stanford CoreNLP 3.4.1 with ``-lowerCase``, then its punctuation removal) gives on ordinary English.
 
     ``"A man's riding a horse, isn't he?"`` -> ``["a", "man", "'s", "riding", "a", "horse", "is", "n't",
-    "he"]``. Curly apostrophes count as ``'``; clitics split off as in the Penn Treebank
-    (``'s 're 've 'll 'd 'm n't``); hyphenated words, ``o'clock`` and numbers like ``2.5`` stay whole;
-    every other non-space character is a token of its own, and tokens made only of the punctuation
-    pycocoevalcap removes (``. , ? ! : ; - ' " ` ( ) [ ] { } …``) are dropped. Symbols such as ``&``,
-    ``$`` or ``%`` are kept.
+    "he"]``. Clitics split off as in the Penn Treebank (``'s 're 've 'll 'd 'm n't``: ``can't`` ->
+    ``ca n't``; ``cannot gonna gotta wanna`` -> ``can not``, ``gon na`` ...); hyphenated and slashed
+    words (``t-shirt``, ``cat/dog``), numbers (``2.5``, ``1,000``, ``-5``, ``1/2``, ``3:30``),
+    acronyms and common abbreviations with their periods (``u.s.``, ``a.m.``, ``mr.``, ``etc.``) and
+    ``o'clock``, ``AT&T`` stay whole. The tokens ``. , ? ! : ; - ' " `` (and curly quotes, dashes,
+    ``…``) are dropped; ``!!!``, ``?!`` and symbols such as ``& $ % /`` are kept.
+
+    Brackets are dropped unless ``keep_brackets``: pycocoevalcap keeps them, as ``-lrb- -rrb- -lsb-
+    -rsb- -lcb- -rcb-`` (its punctuation list holds only the upper-case forms), so scoring uses
+    ``keep_brackets=True`` while the vocabulary does without them.
+
+    Known differences from CoreNLP, on unusual text: URLs, e-mail addresses and SGML tags (``<b>``) are
+    split at their symbols; CoreNLP's longer abbreviation list (``Messrs.``, ``Esq.`` ...) and its
+    sentence-boundary guess after an abbreviation followed by a capital (``etc. The``) are not
+    reproduced; ``somethin'``, ``ol'``, ``c'mon``, ``li'l`` split at or lose their apostrophe; runs such as ``a..b`` and ``__init__``
+    split differently.
     """
     if not isinstance(text, str):
         raise TypeError(f"tokenize expects a str, got {type(text).__name__}")
     tokens: list[str] = []
-    for piece in _TOKEN.findall(text.lower().translate(_APOSTROPHES)):
-        if all(char in _PUNCTUATION for char in piece):
+    for piece in _PTB_TOKEN.findall(text.translate(_APOSTROPHES)):
+        if piece in _BRACKETS:
+            if keep_brackets:
+                tokens.append(_BRACKETS[piece])
             continue
-        tokens.extend(_split_clitic(piece))
+        if len(piece) == 1 and piece in _PUNCTUATION:
+            continue
+        word = piece.lower()
+        tokens.extend(_SPLIT_WORDS.get(word, [word]))
     return tokens
 
 

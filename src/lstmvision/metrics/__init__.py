@@ -1,5 +1,11 @@
-"""lstmvision.metrics: evaluation metrics (per-frame video metrics, classification)."""
+"""lstmvision.metrics: evaluation metrics (per-frame video metrics, classification, captioning).
 
+``METRIC_NAMES`` is the video metrics' tuple; the caption metrics' is ``CAPTION_METRIC_NAMES``
+(``lstmvision.metrics.captioning.METRIC_NAMES``).
+"""
+
+from lstmvision.metrics.captioning import METRIC_NAMES as CAPTION_METRIC_NAMES
+from lstmvision.metrics.captioning import CaptionScores, find_java, ptb_tokenize_python, score_captions
 from lstmvision.metrics.classification import ClassificationMetrics
 from lstmvision.metrics.video import (
     METRIC_NAMES,
@@ -11,11 +17,16 @@ from lstmvision.metrics.video import (
 )
 
 __all__ = [
+    "CAPTION_METRIC_NAMES",
     "METRIC_NAMES",
+    "CaptionScores",
     "ClassificationMetrics",
     "VideoMetrics",
+    "find_java",
     "frame_mae",
     "frame_mse",
     "frame_psnr",
     "frame_ssim",
+    "ptb_tokenize_python",
+    "score_captions",
 ]

@@ -2,7 +2,8 @@
 
 Yao et al., "Describing Videos by Exploiting Temporal Structure", ICCV 2015,
 https://arxiv.org/abs/1502.08029. At every word the decoder attends over the (pre-extracted) features
-of the video's frames. Three defects of the public PyTorch re-implementation are avoided here (see
+of the video's frames (or, with a ``frame_encoder``, at the features a CNN computes from the frames,
+trained end to end). Three defects of the public PyTorch re-implementation are avoided here (see
 docs/sa_lstm.md): padded frames get attention weight exactly 0, dropout really applies in training,
 and in beam search a finished hypothesis leaves the beam instead of filling several beam slots.
 """
@@ -16,7 +17,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmvision.cells._common import check_input_dtype, check_lengths, check_rate
-from lstmvision.layers import length_mask, temporal_mean
+from lstmvision.encoders import FrameEncoder
+from lstmvision.layers import TimeDistributed, length_mask, temporal_mean
 from lstmvision.models.registry import register_model
 
 __all__ = ["SALSTM", "Caption"]
@@ -81,9 +83,13 @@ class SALSTM(nn.Module):
         dropout: dropout rate on the embeddings and before the output layer.
         pad_id, bos_id, eos_id: special token ids.
         max_length: default maximum number of generated tokens (eos included).
+        frame_encoder: a :class:`~lstmvision.encoders.FrameEncoder` with ``feature_dim == feature_size``:
+            the model then takes frames ``(B, T, C, H, W)`` and computes each frame's feature (the
+            encoder's pooled vector) in one call over all ``B·T`` frames; None: pre-extracted features.
 
     Shape:
-        - features: ``(B, T, D)`` float; lengths: ``(B,)`` integers in ``[1, T]`` or None.
+        - features: ``(B, T, D)`` float, or frames ``(B, T, C, H, W)`` with a ``frame_encoder``;
+          lengths: ``(B,)`` integers in ``[1, T]`` or None.
         - tokens: ``(B, L)`` ids, ``tokens[:, 0] == bos_id``, ``L >= 2``.
         - forward output: logits ``(B, L-1, V)``; ``logits[:, t]`` predicts ``tokens[:, t+1]`` from
           ``tokens[:, :t+1]`` (inputs ``tokens[:, :-1]``, targets ``tokens[:, 1:]``); attention
@@ -112,6 +118,7 @@ class SALSTM(nn.Module):
         bos_id: int = 1,
         eos_id: int = 2,
         max_length: int = 20,
+        frame_encoder: FrameEncoder | None = None,
     ) -> None:
         super().__init__()
         sizes = dict(
@@ -138,6 +145,16 @@ class SALSTM(nn.Module):
             raise ValueError(f"pad_id, bos_id and eos_id must differ, got {specials}")
         self.vocab_size, self.feature_size, self.max_length = vocab_size, feature_size, max_length
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        if frame_encoder is not None:
+            if not isinstance(frame_encoder, FrameEncoder):
+                raise TypeError(f"frame_encoder must be a FrameEncoder, got {type(frame_encoder).__name__}")
+            if frame_encoder.feature_dim != feature_size:
+                raise ValueError(
+                    f"frame_encoder {type(frame_encoder).__name__} gives {frame_encoder.feature_dim} features "
+                    f"per frame, feature_size is {feature_size}"
+                )
+        self.frame_encoder = None if frame_encoder is None else TimeDistributed(frame_encoder, input_rank=5)
+        self.in_channels = None if frame_encoder is None else frame_encoder.in_channels
 
         if encoder == "bilstm":
             self.encoder: nn.LSTM | None = nn.LSTM(
@@ -164,17 +181,25 @@ class SALSTM(nn.Module):
     # ---- encoding and one decoder step -------------------------------------------------------------
 
     def _check_features(self, features: Tensor, lengths: Tensor | None) -> Tensor | None:
-        if features.dim() != 3 or features.shape[-1] != self.feature_size:
+        if self.in_channels is not None:
+            if features.dim() != 5 or features.shape[2] != self.in_channels or min(features.shape) < 1:
+                raise ValueError(
+                    f"SALSTM with a frame_encoder expects frames (B, T, C={self.in_channels}, H, W), "
+                    f"got shape {tuple(features.shape)}"
+                )
+        elif features.dim() != 3 or features.shape[-1] != self.feature_size:
             raise ValueError(
                 f"SALSTM expects features (B, T, D={self.feature_size}), got shape {tuple(features.shape)}"
             )
         check_input_dtype("SALSTM", features, self)
-        B, T, _ = features.shape
+        B, T = features.shape[:2]
         return check_lengths(lengths, B, T, features.device)
 
     def encode(self, features: Tensor, lengths: Tensor | None = None) -> tuple[_Memory, _State]:
         """The attention memory of each video and the decoder's initial state ``((B, H), (B, H))``."""
         lengths = self._check_features(features, lengths)
+        if self.frame_encoder is not None:
+            _, features = self.frame_encoder(features)  # pooled features of every frame: (B, T, D)
         B, T, _ = features.shape
         mask = length_mask(lengths, B, T, features.device)  # (B, T) or None
         if mask is not None:
@@ -245,7 +270,7 @@ class SALSTM(nn.Module):
             raise ValueError(
                 f"SALSTM expects integer tokens (B, L >= 2), got {tokens.dtype} {tuple(tokens.shape)}"
             )
-        if features.dim() == 3 and tokens.shape[0] != features.shape[0]:
+        if features.dim() >= 3 and tokens.shape[0] != features.shape[0]:
             raise ValueError(
                 f"tokens and features must share the batch size, got {tokens.shape[0]} and {features.shape[0]}"
             )
@@ -385,7 +410,7 @@ class SALSTM(nn.Module):
             raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
         steps = self._max_length(max_length)
         memory, (h, c) = self.encode(features, lengths)
-        B, T, _ = features.shape
+        B, T = features.shape[:2]
         device = features.device
         memory = memory.repeat(K)  # (B*K, T, ...), video-major
         state = (h.repeat_interleave(K, 0), c.repeat_interleave(K, 0))  # (B*K, H)

@@ -1,0 +1,459 @@
+"""Video captioning (SA-LSTM and any model with its interface) as a LightningModule."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast, get_args
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+
+from lstmvision.data.captioning import CaptionBatch
+from lstmvision.data.captions import Vocabulary
+from lstmvision.metrics import CaptionScores, score_captions
+from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
+from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
+from lstmvision.viz import save_attention_map
+
+__all__ = ["CaptioningTask"]
+
+log = logging.getLogger(__name__)
+
+OptimizerName = Literal["adam", "adamw"]
+ScheduleName = Literal["constant", "plateau"]
+MONITOR = "val/CIDEr"
+# the key under which a checkpoint keeps what `lstmvision caption` needs besides the weights
+CHECKPOINT_KEY = "captioning"
+
+
+class _Captioner(Protocol):
+    """What the task needs of a captioning model (SALSTM has it)."""
+
+    vocab_size: int
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    def __call__(
+        self, inputs: Tensor, tokens: Tensor, lengths: Tensor, *, teacher_forcing: float
+    ) -> Tensor: ...
+
+    def decode(
+        self,
+        inputs: Tensor,
+        lengths: Tensor,
+        *,
+        beam_size: int,
+        max_length: int | None,
+        length_penalty: float,
+    ) -> Sequence[Any]: ...
+
+
+def _batch(batch: Any) -> CaptionBatch:
+    if not isinstance(batch, CaptionBatch):
+        raise ValueError(
+            "CaptioningTask expects CaptionBatch batches (inputs, lengths, tokens, references, video_ids) "
+            f"from a captioning data module, got {type(batch).__name__}"
+        )
+    return batch
+
+
+class CaptioningTask(L.LightningModule):
+    """Train and evaluate a video captioner such as :class:`~lstmvision.models.SALSTM`.
+
+    The model maps ``(inputs, tokens, lengths, teacher_forcing=r)`` to next-token logits ``(B, L-1, V)``
+    and decodes with ``decode(inputs, lengths, beam_size=, max_length=, length_penalty=)``; it has
+    ``vocab_size``, ``pad_id``, ``bos_id`` and ``eos_id`` attributes, which must agree with the data
+    module's vocabulary (built from the training captions; the task keeps it in every checkpoint).
+
+    Training minimises the cross-entropy of the next token (``<pad>`` ignored, optional
+    ``label_smoothing``) under teacher forcing; with ``teacher_forcing_final`` the ratio of ground-truth
+    inputs falls linearly from ``teacher_forcing`` to it over ``teacher_forcing_steps`` steps (scheduled
+    sampling, Bengio et al. 2015). Gradients are clipped to ``max_grad_norm`` (unless the trainer's
+    ``gradient_clip_val`` is set, which then wins). Validation decodes every video (beam
+    ``val_beam_size``) and logs BLEU-1..4, ROUGE-L and CIDEr (``val/CIDEr`` picks the best checkpoint
+    and drives the plateau schedule); these use the Python tokenizer and no METEOR, so that validation
+    needs no Java. The test decodes with ``beam_size`` and scores with the full COCO evaluation
+    (:func:`~lstmvision.metrics.score_captions`: the Java PTB tokenizer and METEOR when Java is found),
+    beside a baseline that gives every video the most frequent training caption. It writes
+    ``scores.json``, ``captions.json``, ``captions.csv`` and, for the first ``attention_maps`` test
+    videos, ``attention/<video id>.png``. ``predict`` writes ``captions.json`` and ``captions.csv``.
+
+    Args:
+        model: the captioner.
+        lr, optimizer, weight_decay: the optimiser (Adam or AdamW).
+        lr_schedule: ``"constant"`` or ``"plateau"`` (multiply the rate by ``plateau_factor`` when
+            ``val/CIDEr`` has not risen for ``plateau_patience`` validations).
+        label_smoothing: label smoothing of the cross-entropy, in [0, 1).
+        max_grad_norm: clip the gradients' global norm to this (None: no clipping).
+        teacher_forcing, teacher_forcing_final, teacher_forcing_steps: the ratio of ground-truth inputs
+            (see above).
+        beam_size, length_penalty, max_length: test and predict decoding (``max_length`` None: the
+            model's).
+        val_beam_size: decoding during validation (1: greedy).
+        attention_maps: how many test videos get an attention-map picture.
+        on_nonfinite_loss: a NaN/inf training loss ``"raise"``s or ``"skip"``s the batch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-3,
+        optimizer: OptimizerName = "adam",
+        weight_decay: float = 0.0,
+        lr_schedule: ScheduleName = "plateau",
+        plateau_patience: int = 2,
+        plateau_factor: float = 0.5,
+        label_smoothing: float = 0.0,
+        max_grad_norm: float | None = 5.0,
+        teacher_forcing: float = 1.0,
+        teacher_forcing_final: float | None = None,
+        teacher_forcing_steps: int = 0,
+        beam_size: int = 5,
+        length_penalty: float = 0.0,
+        max_length: int | None = None,
+        val_beam_size: int = 1,
+        attention_maps: int = 4,
+        on_nonfinite_loss: NonFinitePolicy = "raise",
+    ) -> None:
+        super().__init__()
+        for name in ("vocab_size", "pad_id", "bos_id", "eos_id"):
+            if not isinstance(getattr(model, name, None), int):
+                raise ValueError(f"CaptioningTask: the model {type(model).__name__} has no integer {name!r}")
+        if optimizer not in get_args(OptimizerName):
+            raise ValueError(f"optimizer must be one of {get_args(OptimizerName)}, got {optimizer!r}")
+        if lr_schedule not in get_args(ScheduleName):
+            raise ValueError(f"lr_schedule must be one of {get_args(ScheduleName)}, got {lr_schedule!r}")
+        for key, value in (("lr", lr), ("weight_decay", weight_decay), ("length_penalty", length_penalty)):
+            if not value >= 0:
+                raise ValueError(f"{key} must be >= 0, got {value}")
+        if not 0.0 < plateau_factor < 1.0:
+            raise ValueError(f"plateau_factor must be in (0, 1), got {plateau_factor}")
+        if plateau_patience < 0:
+            raise ValueError(f"plateau_patience must be >= 0, got {plateau_patience}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if max_grad_norm is not None and not max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or null, got {max_grad_norm}")
+        for key, ratio in (
+            ("teacher_forcing", teacher_forcing),
+            ("teacher_forcing_final", teacher_forcing_final),
+        ):
+            if ratio is not None and not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"{key} must be in [0, 1], got {ratio}")
+        if teacher_forcing_steps < 0:
+            raise ValueError(f"teacher_forcing_steps must be >= 0, got {teacher_forcing_steps}")
+        for key, size in (("beam_size", beam_size), ("val_beam_size", val_beam_size)):
+            if size < 1:
+                raise ValueError(f"{key} must be >= 1, got {size}")
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be >= 1 or null, got {max_length}")
+        if attention_maps < 0:
+            raise ValueError(f"attention_maps must be >= 0, got {attention_maps}")
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.lr, self.optimizer_name, self.weight_decay = lr, optimizer, weight_decay
+        self.lr_schedule, self.plateau_patience, self.plateau_factor = (
+            lr_schedule,
+            plateau_patience,
+            plateau_factor,
+        )
+        self.label_smoothing, self.max_grad_norm = label_smoothing, max_grad_norm
+        self.teacher_forcing, self.teacher_forcing_final = teacher_forcing, teacher_forcing_final
+        self.teacher_forcing_steps = teacher_forcing_steps
+        self.beam_size, self.length_penalty, self.max_length = beam_size, length_penalty, max_length
+        self.val_beam_size, self.attention_maps = val_beam_size, attention_maps
+        self.on_nonfinite_loss = on_nonfinite_loss
+        self.skipped_batches = 0
+        self.vocabulary: Vocabulary | None = None
+        self.baseline_caption: str | None = None
+        self.input_spec: dict[str, Any] = {}
+        self._decoded: list[tuple[str, str, list[str]]] = []  # (video id, caption, references)
+        self._maps_written = 0
+
+    @property
+    def captioner(self) -> _Captioner:
+        return cast(_Captioner, self.model)
+
+    # ------------------------------------------------------------------------------------ vocabulary
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        vocabulary = getattr(datamodule, "vocabulary", None)
+        if self.vocabulary is None:
+            if vocabulary is None:
+                raise ValueError(
+                    "CaptioningTask needs a captioning data module with a vocabulary (CaptionedDigitsDataModule, "
+                    f"CaptionFeaturesDataModule), got {type(datamodule).__name__}"
+                )
+            self.vocabulary = vocabulary
+        if datamodule is not None:
+            self.baseline_caption = getattr(datamodule, "baseline_caption", None) or self.baseline_caption
+            if hasattr(datamodule, "input_spec"):
+                self.input_spec = datamodule.input_spec()
+        self._check_vocabulary(self.vocabulary)
+
+    def _check_vocabulary(self, vocabulary: Vocabulary) -> None:
+        model = self.captioner
+        if len(vocabulary) != model.vocab_size:
+            raise ValueError(
+                f"the training captions give a vocabulary of {len(vocabulary)} tokens but the model has "
+                f"vocab_size={model.vocab_size}: set the model's vocab_size to {len(vocabulary)} (or change the "
+                "data module's min_count / max_vocab_size)"
+            )
+        specials = (vocabulary.PAD, vocabulary.BOS, vocabulary.EOS)
+        if (model.pad_id, model.bos_id, model.eos_id) != specials:
+            raise ValueError(
+                f"the model's pad/bos/eos ids {(model.pad_id, model.bos_id, model.eos_id)} differ from the "
+                f"vocabulary's {specials}"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.vocabulary is not None:
+            checkpoint[CHECKPOINT_KEY] = {
+                "vocabulary": self.vocabulary.to_dict(),
+                "inputs": self.input_spec,
+                "baseline_caption": self.baseline_caption,
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(CHECKPOINT_KEY)
+        if saved is None:
+            return
+        self.vocabulary = Vocabulary.from_dict(saved["vocabulary"])
+        self._check_vocabulary(self.vocabulary)
+        self.baseline_caption = saved.get("baseline_caption") or self.baseline_caption
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and getattr(datamodule, "vocabulary", None) is not None:
+            datamodule.vocabulary = self.vocabulary  # training targets of a resumed run use the saved ids
+
+    def _words(self, ids: list[int]) -> str:
+        assert self.vocabulary is not None  # set in setup()
+        return self.vocabulary.decode(ids)
+
+    # -------------------------------------------------------------------------------------- training
+    def teacher_forcing_ratio(self) -> float:
+        """The ratio of ground-truth inputs at the current step."""
+        if self.teacher_forcing_final is None:
+            return self.teacher_forcing
+        if self.teacher_forcing_steps == 0:
+            return self.teacher_forcing_final
+        progress = min(1.0, self.global_step / self.teacher_forcing_steps)
+        return self.teacher_forcing + (self.teacher_forcing_final - self.teacher_forcing) * progress
+
+    def _loss(self, batch: CaptionBatch, teacher_forcing: float) -> Tensor:
+        logits = self.captioner(batch.inputs, batch.tokens, batch.lengths, teacher_forcing=teacher_forcing)
+        targets = batch.tokens[:, 1:]  # logits[:, t] predicts tokens[:, t + 1]
+        return F.cross_entropy(
+            logits.flatten(0, 1),  # (B*(L-1), V)
+            targets.flatten(),
+            ignore_index=self.captioner.pad_id,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        batch = _batch(batch)
+        ratio = self.teacher_forcing_ratio()
+        loss = self._loss(batch, ratio)
+        if not finite_loss(self, loss, self.on_nonfinite_loss):
+            return None
+        size = len(batch.video_ids)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        if self.teacher_forcing_final is not None:
+            self.log("train/teacher_forcing", ratio, batch_size=size)
+        return loss
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        if gradient_clip_val is None and self.max_grad_norm is not None:
+            gradient_clip_val, gradient_clip_algorithm = self.max_grad_norm, "norm"
+        self.clip_gradients(
+            optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm
+        )
+
+    # ------------------------------------------------------------------------------------ decoding
+    def _decode(self, batch: CaptionBatch, beam_size: int) -> list[Any]:
+        return list(
+            self.captioner.decode(
+                batch.inputs,
+                batch.lengths,
+                beam_size=beam_size,
+                max_length=self.max_length,
+                length_penalty=self.length_penalty,
+            )
+        )
+
+    def _collect(self, batch: CaptionBatch, captions: list[Any]) -> None:
+        for video_id, caption, references in zip(batch.video_ids, captions, batch.references):
+            self._decoded.append((video_id, self._words(caption.tokens), references))
+
+    def _gathered(self) -> list[tuple[str, str, list[str]]]:
+        items = gather_on_rank_zero(self.trainer, self._decoded)
+        self._decoded = []
+        return items
+
+    def on_validation_epoch_start(self) -> None:
+        self._decoded = []
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        batch = _batch(batch)
+        loss = self._loss(batch, 1.0)
+        self.log("val/loss", loss, sync_dist=True, batch_size=len(batch.video_ids))
+        self._collect(batch, self._decode(batch, self.val_beam_size))
+
+    def on_validation_epoch_end(self) -> None:
+        items = self._gathered()
+        scores: dict[str, float] = {}
+        if self.trainer.is_global_zero and items:
+            scores = _score(items, tokenizer="python", meteor=False).scores
+        scores = self.trainer.strategy.broadcast(scores, src=0)
+        for name, value in scores.items():
+            self.log(f"val/{name}", value, prog_bar=name in ("CIDEr", "BLEU-4"))
+
+    # -------------------------------------------------------------------------------------- testing
+    def on_test_epoch_start(self) -> None:
+        self._decoded = []
+        self._maps_written = 0
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        batch = _batch(batch)
+        captions = self._decode(batch, self.beam_size)
+        self._collect(batch, captions)
+        if self.trainer.is_global_zero:
+            self._attention_maps(batch, captions)
+
+    def _attention_maps(self, batch: CaptionBatch, captions: list[Any]) -> None:
+        out = run_dir(self.trainer)
+        if out is None:
+            return
+        for b, caption in enumerate(captions):
+            if self._maps_written >= self.attention_maps:
+                return
+            n = int(batch.lengths[b])
+            words = [self._words([token]) for token in caption.tokens]
+            if caption.attention.shape[0] > len(words):
+                words.append("<eos>")  # the step that generated eos has its attention too
+            frames = batch.inputs[b, :n] if batch.inputs.dim() == 5 else None
+            video_id = batch.video_ids[b]
+            save_attention_map(
+                out / "attention" / f"{_safe_name(video_id)}.png",
+                caption.attention[: len(words), :n].float().cpu(),
+                words,
+                None if frames is None else frames.float().cpu(),
+                title=f"{video_id}: {self._words(caption.tokens)}",
+            )
+            self._maps_written += 1
+
+    def on_test_epoch_end(self) -> None:
+        items = self._gathered()
+        summary: dict[str, float] = {}
+        if self.trainer.is_global_zero and items:
+            summary = self._write_test_outputs(items)
+        summary = self.trainer.strategy.broadcast(summary, src=0)
+        for name, value in summary.items():
+            self.log(f"test/{name}", value)
+
+    def _write_test_outputs(self, items: list[tuple[str, str, list[str]]]) -> dict[str, float]:
+        model = _score(items)
+        result: dict[str, Any] = {
+            "num_videos": len(items),
+            "beam_size": self.beam_size,
+            "tokenizer": model.tokenizer,
+            "skipped": model.skipped,
+            "model": model.scores,
+        }
+        if self.baseline_caption is not None:
+            baseline = _score([(video_id, self.baseline_caption, refs) for video_id, _, refs in items])
+            result["most_frequent_caption"] = baseline.scores
+            result["baseline_caption"] = self.baseline_caption
+            if baseline.scores.get("CIDEr", 0.0) > 0:
+                result["cider_ratio_to_baseline"] = model.scores["CIDEr"] / baseline.scores["CIDEr"]
+        out = run_dir(self.trainer)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
+            write_captions(out, items, model)
+            log.info("test scores written to %s", out / "scores.json")
+        return dict(model.scores)
+
+    # ------------------------------------------------------------------------------------ predicting
+    def on_predict_epoch_start(self) -> None:
+        self._decoded = []
+
+    def predict_step(self, batch: Any, batch_idx: int) -> list[str]:
+        batch = _batch(batch)
+        captions = self._decode(batch, self.beam_size)
+        self._collect(batch, captions)
+        return [self._words(caption.tokens) for caption in captions]
+
+    def on_predict_epoch_end(self) -> None:
+        items = self._gathered()
+        out = run_dir(self.trainer)
+        if self.trainer.is_global_zero and out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_captions(out, items, None)
+            log.info("%d captions written to %s", len(items), out / "captions.json")
+
+    # ------------------------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> Any:
+        cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
+        opt = cls(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return opt
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=self.plateau_factor, patience=self.plateau_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": plateau, "monitor": MONITOR, "interval": "epoch"},
+        }
+
+    def configure_callbacks(self) -> list[Callback]:
+        # last.ckpt and the checkpoint with the highest validation CIDEr, unless the user configured one
+        return default_checkpoints(self.trainer, MONITOR, "max")
+
+
+def _score(
+    items: list[tuple[str, str, list[str]]],
+    *,
+    tokenizer: Literal["auto", "ptb", "python"] = "auto",
+    meteor: bool = True,
+) -> CaptionScores:
+    references = {video_id: refs for video_id, _, refs in items}
+    candidates = {video_id: caption for video_id, caption, _ in items}
+    return score_captions(references, candidates, tokenizer=tokenizer, meteor=meteor)
+
+
+def _safe_name(video_id: str) -> str:
+    """A video id as a file name (path separators and other unsafe characters replaced)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id) or "video"
+
+
+def write_captions(out: Path, items: list[tuple[str, str, list[str]]], scores: CaptionScores | None) -> None:
+    """``captions.json`` (video id, caption, references) and ``captions.csv`` (with the per-video BLEU-4
+    and CIDEr when ``scores`` are given)."""
+    rows = [
+        {"video_id": video_id, "caption": caption, "references": refs} for video_id, caption, refs in items
+    ]
+    (out / "captions.json").write_text(json.dumps(rows, indent=2) + "\n")
+    with (out / "captions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        per_video = scores.per_video if scores is not None else {}
+        writer.writerow(["video_id", "caption", *(["BLEU-4", "CIDEr"] if per_video else [])])
+        for video_id, caption, _ in items:
+            extra = per_video.get(video_id, {})
+            values = (
+                [f"{extra.get('BLEU-4', 0.0):.6f}", f"{extra.get('CIDEr', 0.0):.6f}"] if per_video else []
+            )
+            writer.writerow([video_id, caption, *values])
