@@ -28,7 +28,14 @@ from lstmvision.data.captions import Vocabulary
 from lstmvision.data.video import VIDEO_EXTENSIONS, ClipTransform, _check_extensions
 from lstmvision.encoders import FrameEncoder
 from lstmvision.export import load_network
-from lstmvision.features import _build_encoder, _features, _list_videos, _read_video, _UnreadableVideo
+from lstmvision.features import (
+    _build_encoder,
+    _features,
+    _list_videos,
+    _read_video,
+    _reason,
+    _UnreadableVideo,
+)
 from lstmvision.tasks.captioning import CHECKPOINT_KEY
 from lstmvision.viz import save_attention_map
 
@@ -178,10 +185,11 @@ def caption_videos(
         try:
             x, frames = inputs(path)
         except _UnreadableVideo as error:
+            reason = _reason(path, error)
             if on_error == "raise":
-                raise ValueError(f"{path}: {error}") from error
-            failed[path] = str(error)
-            log.warning("%s: %s; skipped", path, error)
+                raise ValueError(f"{path}: {reason}") from error
+            failed[path] = reason
+            log.warning("%s: %s; skipped", path, reason)
             continue
         with torch.no_grad():
             best = cast(Any, model).decode(x, beam_size=beam, max_length=steps, length_penalty=penalty)[0]

@@ -25,7 +25,10 @@ def default_checkpoints(trainer: Any, monitor: str, mode: Literal["min", "max"])
 
 
 def run_dir(trainer: Any) -> Path | None:
-    """The run directory of ``trainer`` (its logger's version folder, else its root), or None without one."""
+    """The run directory of ``trainer`` (its logger's version folder, else its root), or None without one.
+
+    Under DDP this is a collective (``Trainer.log_dir`` broadcasts rank 0's folder): every rank must call
+    it, never rank 0 alone."""
     if trainer is None:
         return None
     directory = trainer.log_dir or trainer.default_root_dir

@@ -178,6 +178,7 @@ class CaptioningTask(L.LightningModule):
         self.input_spec: dict[str, Any] = {}
         self._decoded: list[tuple[str, str, list[str]]] = []  # (video id, caption, references)
         self._maps_written = 0
+        self._test_dir: Path | None = None
 
     @property
     def captioner(self) -> _Captioner:
@@ -325,6 +326,9 @@ class CaptioningTask(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._decoded = []
         self._maps_written = 0
+        # every rank asks: the run directory is a collective under DDP (Trainer.log_dir broadcasts), so
+        # rank 0 alone asking for it later would wait for the other ranks forever
+        self._test_dir = run_dir(self.trainer)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         batch = _batch(batch)
@@ -334,7 +338,7 @@ class CaptioningTask(L.LightningModule):
             self._attention_maps(batch, captions)
 
     def _attention_maps(self, batch: CaptionBatch, captions: list[Any]) -> None:
-        out = run_dir(self.trainer)
+        out = self._test_dir
         if out is None:
             return
         for b, caption in enumerate(captions):
@@ -379,7 +383,7 @@ class CaptioningTask(L.LightningModule):
             result["baseline_caption"] = self.baseline_caption
             if baseline.scores.get("CIDEr", 0.0) > 0:
                 result["cider_ratio_to_baseline"] = model.scores["CIDEr"] / baseline.scores["CIDEr"]
-        out = run_dir(self.trainer)
+        out = self._test_dir
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
