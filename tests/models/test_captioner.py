@@ -146,6 +146,43 @@ def test_caption_score_is_the_summed_log_probability() -> None:
     assert abs(caption.score - float(expected)) < 1e-5
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"context_gate": True},
+        {"deep_output": True},
+        {"encoder": "bilstm", "context_gate": True, "deep_output": True},
+    ],
+)
+def test_beam_search_steps_equal_the_teacher_forced_decoder(options: dict) -> None:
+    # beam search projects the context once per frame (W_c v_i) instead of per hypothesis and step: every
+    # finished caption's score and attention must still be those of the plain nn.LSTMCell decoder
+    model = _model(5, **options)
+    features, lengths = torch.randn(2, 5, D), torch.tensor([5, 3])
+    for b, hyps in enumerate(model.beam_search(features, lengths, beam_size=3, max_length=6)):
+        for caption in hyps:
+            ended = caption.attention.shape[0] == len(caption.tokens) + 1
+            tokens = torch.tensor([[1, *caption.tokens, *([2] if ended else [])]])
+            with torch.no_grad():
+                logits, attention = model(
+                    features[b : b + 1], tokens, lengths[b : b + 1], return_attention=True
+                )
+            expected = torch.log_softmax(logits, -1)[0].gather(1, tokens[0, 1:, None]).sum()
+            assert abs(caption.score - float(expected)) < 1e-5, (options, b, caption.score, float(expected))
+            torch.testing.assert_close(caption.attention, attention[0], atol=1e-6, rtol=1e-5)
+
+
+def test_beam_wider_than_the_vocabulary_never_keeps_eos_as_a_word() -> None:
+    # 4 ids (pad, bos, eos, one word) and 5 beams: after the first step fewer than K words can follow
+    torch.manual_seed(0)
+    model = SALSTM(4, D, embed_size=4, hidden_size=6, attention_size=3, max_length=4).eval()
+    for hyps in model.beam_search(torch.randn(2, 3, D), torch.tensor([3, 2]), beam_size=5):
+        assert [c.tokens for c in hyps] == [[], [3], [3, 3], [3, 3, 3], [3, 3, 3, 3]]
+        scores = [c.score for c in hyps]
+        assert scores == sorted(scores, reverse=True) and all(s > float("-inf") for s in scores)
+
+
 def test_length_penalty_ranks_by_normalised_score() -> None:
     model = _model(2)
     hyps = model.beam_search(torch.randn(1, 4, D), beam_size=4, length_penalty=1.0)[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -34,17 +35,18 @@ class Caption(NamedTuple):
 
 
 class _Memory(NamedTuple):
-    """What the decoder attends to, computed once per video: values ``(N, T, E)``, their projection
-    ``U v + b`` ``(N, T, A)`` and the valid-frame mask ``(N, T)`` (None: every frame is valid)."""
+    """What the decoder attends to, computed once per video: values ``(B, T, E)``, their projection
+    ``U v + b`` ``(B, T, A)``, the valid-frame mask ``(B, T)`` (None: every frame is valid) and, for beam
+    search, the decoder LSTM's input weights for the context applied to every value ``W_c v_i``
+    ``(B, T, 4H)`` (None: the context is projected at every step).
+
+    A decoder state of ``N = B·K`` rows holds ``K`` consecutive hypotheses per video (``K = 1`` outside
+    beam search); they all read their video's memory, which is never copied ``K`` times."""
 
     values: Tensor
     keys: Tensor
     mask: Tensor | None
-
-    def repeat(self, k: int) -> _Memory:
-        """Each video's memory ``k`` times in a row (video-major), for ``B·k`` beam hypotheses."""
-        mask = None if self.mask is None else self.mask.repeat_interleave(k, 0)
-        return _Memory(self.values.repeat_interleave(k, 0), self.keys.repeat_interleave(k, 0), mask)
+    projected: Tensor | None = None
 
 
 _State = tuple[Tensor, Tensor]
@@ -195,8 +197,13 @@ class SALSTM(nn.Module):
         B, T = features.shape[:2]
         return check_lengths(lengths, B, T, features.device)
 
-    def encode(self, features: Tensor, lengths: Tensor | None = None) -> tuple[_Memory, _State]:
-        """The attention memory of each video and the decoder's initial state ``((B, H), (B, H))``."""
+    def encode(
+        self, features: Tensor, lengths: Tensor | None = None, *, project_context: bool = False
+    ) -> tuple[_Memory, _State]:
+        """The attention memory of each video and the decoder's initial state ``((B, H), (B, H))``.
+
+        ``project_context``: also apply the LSTM's context input weights to every value once
+        (``_Memory.projected``), which beam search uses (see :meth:`_projected_cell`)."""
         lengths = self._check_features(features, lengths)
         if self.frame_encoder is not None:
             _, features = self.frame_encoder(features)  # pooled features of every frame: (B, T, D)
@@ -221,31 +228,65 @@ class SALSTM(nn.Module):
         else:
             zeros = values.new_zeros(B, self.hidden_size)
             state = (zeros, zeros)
-        return _Memory(values, keys, mask), state
+        projected = None
+        if project_context:
+            embed_size = self.embedding.embedding_dim  # weight_ih's columns: [embedding; context]
+            projected = F.linear(values, self.cell.weight_ih[:, embed_size:])  # W_c v_i: (B, T, 4H)
+        return _Memory(values, keys, mask, projected), state
 
-    def _attend(self, memory: _Memory, h: Tensor) -> tuple[Tensor, Tensor]:
-        """Context ``(N, E)`` and weights ``(N, T)``; masked frames get weight exactly 0."""
-        energy = torch.tanh(self.attn_hidden(h)[:, None, :] + memory.keys)  # (N, 1, A) + (N, T, A)
-        scores = self.attn_score(energy).squeeze(-1)  # (N, T)
+    def _attend(self, memory: _Memory, h: Tensor) -> Tensor:
+        """Attention weights ``(B, K, T)`` of the ``N = B·K`` hypotheses ``h``; masked frames get
+        weight exactly 0."""
+        B = memory.keys.shape[0]
+        query = self.attn_hidden(h).unflatten(0, (B, -1))  # (B*K, A) -> (B, K, A)
+        energy = (query[:, :, None] + memory.keys[:, None]).tanh_()  # (B, K, 1, A) + (B, 1, T, A)
+        scores = self.attn_score(energy).squeeze(-1)  # (B, K, T)
         if memory.mask is not None:
-            scores = scores.masked_fill(~memory.mask, float("-inf"))  # exp(-inf) == 0; lengths >= 1
-        alpha = torch.softmax(scores, dim=-1)  # (N, T)
-        context = torch.einsum("nt,nte->ne", alpha, memory.values)  # Σ_i α_i v_i
-        return context, alpha
+            # exp(-inf) == 0; lengths >= 1
+            scores = scores.masked_fill(~memory.mask[:, None], float("-inf"))  # (B, 1, T) over K
+        return torch.softmax(scores, dim=-1)
+
+    def _projected_cell(
+        self, embedded: Tensor, alpha: Tensor, gate: Tensor | None, projected: Tensor, state: _State
+    ) -> _State:
+        """``self.cell([embedded; gate · Σ_i α_i v_i], state)`` computed as ``W_e embedded + gate · Σ_i
+        α_i (W_c v_i) + ...``: the same gates (up to rounding), with the context weights applied to the
+        T values of a video once instead of to the context of each of its K hypotheses at every step."""
+        h, c = state
+        cell = self.cell
+        embed_size = embedded.shape[-1]
+        gates = torch.bmm(alpha, projected).flatten(0, 1)  # (B, K, T) @ (B, T, 4H) -> (B*K, 4H)
+        if gate is not None:
+            gates = gates * gate  # (N, 4H) * (N, 1)
+        # the other terms accumulate into the same tensor (addmm's beta = 1: no separate additions)
+        gates = gates.addmm_(embedded, cell.weight_ih[:, :embed_size].t()).addmm_(h, cell.weight_hh.t())
+        gates = gates.add_(cell.bias_ih + cell.bias_hh)  # (N, 4H)
+        i, f, g, o = gates.chunk(4, dim=-1)  # nn.LSTMCell's gate order
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
 
     def _step(self, memory: _Memory, token: Tensor, state: _State) -> tuple[Tensor, _State, Tensor]:
         """One word: logits ``(N, V)``, the new state and the attention weights ``(N, T)``."""
         h, c = state
         embedded = self.dropout(self.embedding(token))  # (N, embed_size)
-        context, alpha = self._attend(memory, h)
-        if self.gate is not None:
-            context = torch.sigmoid(self.gate(h)) * context  # (N, 1) * (N, E)
-        h, c = self.cell(torch.cat([embedded, context], dim=-1), (h, c))
+        alpha = self._attend(memory, h)  # (B, K, T)
+        gate = torch.sigmoid(self.gate(h)) if self.gate is not None else None  # (N, 1)
+        context = None
+        if memory.projected is None or self.deep is not None:
+            context = torch.bmm(alpha, memory.values).flatten(0, 1)  # Σ_i α_i v_i: (B*K, E)
+            if gate is not None:
+                context = gate * context  # (N, 1) * (N, E)
+        if memory.projected is not None:
+            h, c = self._projected_cell(embedded, alpha, gate, memory.projected, (h, c))
+        else:
+            assert context is not None  # computed above whenever the context is not projected
+            h, c = self.cell(torch.cat([embedded, context], dim=-1), (h, c))
         if self.deep is not None:
+            assert context is not None
             hidden = torch.tanh(self.deep(torch.cat([h, context, embedded], dim=-1)))  # (N, embed_size)
         else:
             hidden = h
-        return self.out(self.dropout(hidden)), (h, c), alpha
+        return self.out(self.dropout(hidden)), (h, c), alpha.flatten(0, 1)  # alpha: (N, T)
 
     # ---- teacher forcing ---------------------------------------------------------------------------
 
@@ -345,12 +386,17 @@ class SALSTM(nn.Module):
             raise ValueError(f"max_length must be >= 1, got {steps}")
         return steps
 
-    def _log_probs(self, logits: Tensor) -> Tensor:
-        """Log-probabilities ``(N, V)`` of the next token; pad and bos can never be generated (their
-        log-probability is set to -inf, the others are not renormalised: scores stay model log-probs)."""
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        logp[:, [self.pad_id, self.bos_id]] = float("-inf")
-        return logp
+    def _top_words(self, logits: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """The ``n`` likeliest next tokens of every row, as log-probabilities and ids ``(N, n)`` each.
+
+        pad and bos can never be generated (their logits are set to -inf in place, after the normaliser:
+        the other log-probabilities are not renormalised, scores stay model log-probs). Only the chosen
+        ``n`` log-probabilities are formed, ``log p = logit - logsumexp(logits)``, not all ``V``."""
+        logits = logits.float()
+        normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)  # (N, 1)
+        logits[:, [self.pad_id, self.bos_id]] = float("-inf")
+        top, ids = logits.topk(n, dim=-1)  # (N, n) each
+        return top - normaliser, ids
 
     @torch.no_grad()
     def greedy(
@@ -366,8 +412,7 @@ class SALSTM(nn.Module):
         chosen, attention = [], []
         for _ in range(steps):
             logits, state, alpha = self._step(memory, token, state)
-            logp = self._log_probs(logits)  # (B, V)
-            best, token = logp.max(dim=-1)
+            best, token = (x.squeeze(-1) for x in self._top_words(logits, 1))  # (B,) each
             scores = scores + torch.where(done, torch.zeros_like(best), best)
             chosen.append(torch.where(done, torch.full_like(token, -1), token))  # -1: after the end
             attention.append(alpha)
@@ -409,20 +454,21 @@ class SALSTM(nn.Module):
         if length_penalty < 0:
             raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
         steps = self._max_length(max_length)
-        memory, (h, c) = self.encode(features, lengths)
+        # with K > 1 hypotheses per video over up to `steps` words, projecting the T values of a video
+        # once costs less than projecting K contexts at every step (benchmarks/beam_search.py)
+        memory, (h, c) = self.encode(features, lengths, project_context=K > 1)
         B, T = features.shape[:2]
         device = features.device
-        memory = memory.repeat(K)  # (B*K, T, ...), video-major
-        state = (h.repeat_interleave(K, 0), c.repeat_interleave(K, 0))  # (B*K, H)
-        token = torch.full((B * K,), self.bos_id, dtype=torch.long, device=device)
-        # only beam 0 is live at first, so the K beams do not start as K copies of one hypothesis
-        scores = torch.full((B, K), float("-inf"), device=device)
-        scores[:, 0] = 0.0
-        history = torch.empty(B * K, 0, dtype=torch.long, device=device)  # tokens so far
-        attn_history = features.new_empty(B * K, 0, T)
+        # one hypothesis per video (bos) at first, K after the first step: the first step is computed
+        # once per video, not for K copies of the same hypothesis
+        state = (h, c)  # (B*k, H) with k hypotheses per video
+        token = torch.full((B,), self.bos_id, dtype=torch.long, device=device)
+        scores = torch.zeros(B, 1, device=device)  # (B, k)
+        history = torch.empty(B, 0, dtype=torch.long, device=device)  # tokens so far
+        attn_history = features.new_empty(B, 0, T)
         finished: list[list[Caption]] = [[] for _ in range(B)]
         done = [False] * B
-        base = (torch.arange(B, device=device) * K)[:, None]  # (B, 1): first slot of each video
+        videos = torch.arange(B, device=device)[:, None]  # (B, 1)
 
         def normalised(score: float, length: int) -> float:
             return score / (length**length_penalty)
@@ -432,17 +478,19 @@ class SALSTM(nn.Module):
 
         for _ in range(steps):
             logits, state, alpha = self._step(memory, token, state)
-            logp = self._log_probs(logits)  # (B*K, V)
-            V = logp.shape[-1]
-            candidates = (scores[..., None] + logp.view(B, K, V)).view(B, K * V)  # (B, K*V)
-            top_scores, top_index = candidates.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
-            source, word = top_index // V, top_index % V  # beam it extends, word it adds
+            # the best 2K of a video's k*V candidates are among the best 2K words of each hypothesis
+            logp, ids = self._top_words(logits, min(2 * K, logits.shape[-1]))  # (B*k, n) each
+            k, n = scores.shape[1], ids.shape[1]  # hypotheses per video now, words kept per hypothesis
+            candidates = (scores[..., None] + logp.view(B, k, n)).view(B, k * n)  # (B, k*n)
+            top_scores, top_index = candidates.topk(min(2 * K, k * n), dim=-1)  # (B, 2K)
+            source = top_index // n  # the hypothesis it extends
+            word = ids.view(B, k * n).gather(1, top_index)  # the word it adds
             is_eos = word == self.eos_id
             # finalise eos candidates ranked among the first K (at most one per source beam)
             for b, rank in (is_eos[:, :K] & torch.isfinite(top_scores[:, :K])).nonzero().tolist():
                 if done[b]:
                     continue
-                slot = b * K + int(source[b, rank])
+                slot = b * k + int(source[b, rank])
                 finished[b].append(
                     Caption(
                         [int(i) for i in history[slot]],
@@ -450,12 +498,14 @@ class SALSTM(nn.Module):
                         torch.cat([attn_history[slot], alpha[slot, None]], dim=0),  # (step, T)
                     )
                 )
-            # the first K non-eos candidates stay live (there are >= K: at most K of 2K are eos)
+            # the first K non-eos candidates stay live (at most k <= K of the 2K are eos; a -inf one is
+            # dead and never finalised)
             order = (
                 is_eos.long() * top_index.shape[1] + torch.arange(top_index.shape[1], device=device)
             ).argsort(dim=-1)[:, :K]  # (B, K)
-            scores = top_scores.gather(1, order)
-            slots = (base + source.gather(1, order)).view(-1)  # (B*K,) flat index of the source beam
+            # an eos still among them (a vocabulary of fewer than K + 1 other words) stays dead
+            scores = top_scores.masked_fill(is_eos, float("-inf")).gather(1, order)
+            slots = (videos * k + source.gather(1, order)).view(-1)  # (B*K,) flat index of the source beam
             token = word.gather(1, order).view(-1)
             state = (state[0][slots], state[1][slots])
             history = torch.cat([history[slots], token[:, None]], dim=1)  # (B*K, step)
@@ -471,12 +521,13 @@ class SALSTM(nn.Module):
                 done[b] = best >= bound
             if all(done):
                 break
+        live = scores.shape[1]  # K, or fewer when the vocabulary has fewer than K words
         for b in range(B):
             if done[b]:
                 continue
-            for k in range(K):
-                slot = b * K + k
-                if torch.isfinite(scores[b, k]):
+            for j in range(live):
+                slot = b * live + j
+                if torch.isfinite(scores[b, j]):
                     words = [int(i) for i in history[slot]]
-                    finished[b].append(Caption(words, float(scores[b, k]), attn_history[slot]))
+                    finished[b].append(Caption(words, float(scores[b, j]), attn_history[slot]))
         return [sorted(caps, key=ranking, reverse=True) for caps in finished]
