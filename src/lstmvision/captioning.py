@@ -25,18 +25,19 @@ from tqdm import tqdm
 
 from lstmvision.data.captioning import uniform_frame_indices
 from lstmvision.data.captions import Vocabulary
-from lstmvision.data.video import VIDEO_EXTENSIONS, ClipTransform, _check_extensions
+from lstmvision.data.video import VIDEO_EXTENSIONS, ClipTransform, _check_extensions, _frame_files
 from lstmvision.encoders import FrameEncoder
 from lstmvision.export import load_network
 from lstmvision.features import (
     _build_encoder,
+    _clip,
     _features,
     _list_videos,
     _read_video,
     _reason,
     _UnreadableVideo,
 )
-from lstmvision.tasks.captioning import CHECKPOINT_KEY
+from lstmvision.tasks.captioning import CHECKPOINT_KEY, attention_rows
 from lstmvision.viz import save_attention_map
 
 __all__ = ["CaptionReport", "VideoCaption", "caption_videos", "main"]
@@ -80,7 +81,7 @@ def _videos(paths: Sequence[str | Path], extensions: tuple[str, ...]) -> dict[st
 
 def _is_frame_folder(folder: Path) -> bool:
     """A folder of frame images (one video) rather than a folder of videos."""
-    return any(p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"} for p in folder.iterdir() if p.is_file())
+    return bool(_frame_files(folder))
 
 
 class _Inputs:
@@ -119,10 +120,10 @@ class _Inputs:
     def __call__(self, path: Path) -> tuple[Tensor, Tensor]:
         """The model's input ``(1, N, ...)`` and the frames ``(N, C, H, W)`` in [0, 1] (for pictures)."""
         pixels = _read_video(path, self.frames)  # uint8 (N, H, W, 3)
-        frames = self.transform(torch.from_numpy(pixels).permute(0, 3, 1, 2))  # (N, C, S, S)
+        frames = _clip(pixels, self.transform)  # (N, C, S, S)
         if self.encoder is None:
             return frames[None].to(self.device), frames
-        features = _features(pixels, self.encoder, self.transform, 64, self.device)
+        features = _features(frames, self.encoder, 64, self.device)  # (N, D)
         if self.num_frames is not None:
             features = features[uniform_frame_indices(features.shape[0], int(self.num_frames))]
         return torch.from_numpy(np.ascontiguousarray(features))[None].to(self.device), frames
@@ -196,13 +197,10 @@ def caption_videos(
         caption = vocabulary.decode(best.tokens)
         results.append(VideoCaption(video_id, path, caption, float(best.score), best.attention.cpu()))
         if len(results) <= attention_maps:
-            words = [vocabulary.decode([token]) for token in best.tokens]
-            if best.attention.shape[0] > len(words):
-                words.append("<eos>")
             save_attention_map(
                 folder / "attention" / f"{video_id}.png",
-                best.attention[: len(words)].float().cpu(),
-                words,
+                best.attention.float().cpu(),
+                attention_rows(vocabulary, best),
                 frames,
                 title=f"{video_id}: {caption}",
             )

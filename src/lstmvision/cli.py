@@ -220,9 +220,8 @@ def _report(trainer: Trainer) -> dict[str, Any] | None:
             f"MSE ratio model / copy-last-frame: {metrics['mse_ratio_to_copy_last_frame']:.3f}"
             f" over {metrics['num_sequences']} test clips"
         )
-    scores_file = out / "scores.json"
-    if scores_file.is_file():
-        _print_caption_scores(json.loads(scores_file.read_text()))
+    if path.name == "scores.json":
+        _print_caption_scores(metrics)
     if "accuracy" in metrics:
         print(
             f"\naccuracy {metrics['accuracy']:.4f}, mean class accuracy {metrics['mean_class_accuracy']:.4f}"

@@ -35,6 +35,7 @@ from lstmvision.data.video import (
     VIDEO_EXTENSIONS,
     ClipTransform,
     _check_extensions,
+    _check_positive,
     _videos_in,
     count_frames,
     read_frames,
@@ -107,11 +108,6 @@ class ExtractionReport(NamedTuple):
 
 class _UnreadableVideo(ValueError):
     """A video that cannot be decoded into the frames it should have."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Sampling
-# --------------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,11 +232,6 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 def _list_videos(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     """Video id -> video (file or frame folder) in natural order of names; an id twice is an error."""
     if not folder.exists():
@@ -304,11 +295,14 @@ def _read_video(path: Path, frames: int) -> np.ndarray:
         raise _UnreadableVideo(str(exc)) from exc
 
 
-def _features(
-    pixels: np.ndarray, encoder: FrameEncoder, transform: ClipTransform, batch_size: int, device: torch.device
-) -> np.ndarray:
-    """``float32 (N, D)``: the pooled vector of each frame, ``batch_size`` frames per encoder call."""
-    clip = transform(torch.from_numpy(pixels).permute(0, 3, 1, 2))  # (N, C, S, S) float in [0, 1]
+def _clip(pixels: np.ndarray, transform: ClipTransform) -> torch.Tensor:
+    """Decoded ``uint8 (N, H, W, 3)`` frames as the encoder's input ``(N, C, S, S)``, floats in [0, 1]."""
+    return transform(torch.from_numpy(pixels).permute(0, 3, 1, 2))
+
+
+def _features(clip: torch.Tensor, encoder: FrameEncoder, batch_size: int, device: torch.device) -> np.ndarray:
+    """``float32 (N, D)``: the pooled vector of each frame of ``clip`` ``(N, C, S, S)``, ``batch_size``
+    frames per encoder call."""
     chunks = []
     with torch.no_grad():
         for start in range(0, clip.shape[0], batch_size):
@@ -370,10 +364,9 @@ def extract_features(
     Returns:
         :class:`ExtractionReport`.
     """
-    _check_positive("frames", frames)
-    _check_positive("batch_size", batch_size)
+    _check_positive(frames=frames, batch_size=batch_size)
     if image_size is not None:
-        _check_positive("image_size", image_size)
+        _check_positive(image_size=image_size)
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     exts = _check_extensions(VIDEO_EXTENSIONS if extensions is None else extensions)
@@ -444,7 +437,7 @@ def extract_features(
                 failed[path] = reason
                 logger.warning("%s: %s; video skipped, not written", path, reason)
                 continue
-            features = _features(pixels, model, transform, batch_size, torch_device)  # (N, D)
+            features = _features(_clip(pixels, transform), model, batch_size, torch_device)  # (N, D)
             if not np.isfinite(features).all():
                 raise ValueError(
                     f"{path}: the encoder gave non-finite features (NaN or inf); check the weights"

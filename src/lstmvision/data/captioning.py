@@ -38,6 +38,7 @@ from lstmvision.data.captions import (
     tokenize,
 )
 from lstmvision.data.moving_mnist import EpochSampler, Split
+from lstmvision.data.video import _check_positive
 
 __all__ = [
     "CaptionBatch",
@@ -225,19 +226,6 @@ class _CaptionsDataModule(SetsDataModule):
         self.vocabulary = vocabulary
 
 
-class _DigitCaptions(Dataset[CaptionItem]):
-    """A :class:`CaptionedDigits` set whose items are ``(frames, references, video_id)``."""
-
-    def __init__(self, clips: CaptionedDigits) -> None:
-        self.clips = clips
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> CaptionItem:
-        return self.clips[index]
-
-
 class CaptionedDigitsDataModule(_CaptionsDataModule):
     """The embedded captioned digit set (:class:`~lstmvision.data.CaptionedDigits`) for captioning.
 
@@ -315,7 +303,7 @@ class CaptionedDigitsDataModule(_CaptionsDataModule):
     def setup(self, stage: str | None = None) -> None:
         for which in sets_for_stage(type(self).__name__, stage):
             if which not in self.datasets:
-                self.datasets[which] = _DigitCaptions(self._make(which))
+                self.datasets[which] = self._make(which)  # items: (frames, references, video id)
         self._prepare_vocabulary()
 
     def _train_captions(self) -> list[list[str]]:
@@ -336,9 +324,7 @@ def uniform_frame_indices(num_video_frames: int, frames: int) -> list[int]:
     """The centre steps of ``frames`` equal segments of a video: ``floor((2k + 1) * T / (2 * frames))``
     for ``k = 0 .. frames - 1``, ``T = num_video_frames``. A video shorter than ``frames`` repeats
     steps (each index appears ``frames / T`` times, rounded)."""
-    for name, value in (("num_video_frames", num_video_frames), ("frames", frames)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    _check_positive(num_video_frames=num_video_frames, frames=frames)
     return [(2 * k + 1) * num_video_frames // (2 * frames) for k in range(frames)]
 
 

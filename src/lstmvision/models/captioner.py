@@ -246,20 +246,25 @@ class SALSTM(nn.Module):
             scores = scores.masked_fill(~memory.mask[:, None], float("-inf"))  # (B, 1, T) over K
         return torch.softmax(scores, dim=-1)
 
-    def _projected_cell(
-        self, embedded: Tensor, alpha: Tensor, gate: Tensor | None, projected: Tensor, state: _State
-    ) -> _State:
+    @staticmethod
+    def _mix(alpha: Tensor, values: Tensor, gate: Tensor | None) -> Tensor:
+        """``gate · Σ_i α_i x_i`` for each hypothesis: ``(B, K, T)`` weights over ``(B, T, F)`` values
+        -> ``(B*K, F)``; ``gate`` ``(B*K, 1)`` or None."""
+        mixed = torch.bmm(alpha, values).flatten(0, 1)  # (B, K, F) -> (B*K, F)
+        return mixed if gate is None else gate * mixed
+
+    def _projected_cell(self, embedded: Tensor, from_context: Tensor, state: _State) -> _State:
         """``self.cell([embedded; gate · Σ_i α_i v_i], state)`` computed as ``W_e embedded + gate · Σ_i
-        α_i (W_c v_i) + ...``: the same gates (up to rounding), with the context weights applied to the
-        T values of a video once instead of to the context of each of its K hypotheses at every step."""
+        α_i (W_c v_i) + ...`` from ``from_context = gate · Σ_i α_i (W_c v_i)`` ``(N, 4H)``: the same gates
+        (up to rounding), with the context weights applied to the T values of a video once instead of to
+        the context of each of its K hypotheses at every step."""
         h, c = state
         cell = self.cell
         embed_size = embedded.shape[-1]
-        gates = torch.bmm(alpha, projected).flatten(0, 1)  # (B, K, T) @ (B, T, 4H) -> (B*K, 4H)
-        if gate is not None:
-            gates = gates * gate  # (N, 4H) * (N, 1)
         # the other terms accumulate into the same tensor (addmm's beta = 1: no separate additions)
-        gates = gates.addmm_(embedded, cell.weight_ih[:, :embed_size].t()).addmm_(h, cell.weight_hh.t())
+        gates = from_context.addmm_(embedded, cell.weight_ih[:, :embed_size].t()).addmm_(
+            h, cell.weight_hh.t()
+        )
         gates = gates.add_(cell.bias_ih + cell.bias_hh)  # (N, 4H)
         i, f, g, o = gates.chunk(4, dim=-1)  # nn.LSTMCell's gate order
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -271,18 +276,15 @@ class SALSTM(nn.Module):
         embedded = self.dropout(self.embedding(token))  # (N, embed_size)
         alpha = self._attend(memory, h)  # (B, K, T)
         gate = torch.sigmoid(self.gate(h)) if self.gate is not None else None  # (N, 1)
-        context = None
-        if memory.projected is None or self.deep is not None:
-            context = torch.bmm(alpha, memory.values).flatten(0, 1)  # Σ_i α_i v_i: (B*K, E)
-            if gate is not None:
-                context = gate * context  # (N, 1) * (N, E)
-        if memory.projected is not None:
-            h, c = self._projected_cell(embedded, alpha, gate, memory.projected, (h, c))
-        else:
-            assert context is not None  # computed above whenever the context is not projected
+        context = None  # gate · Σ_i α_i v_i (N, E), formed only where it is read
+        if memory.projected is None:
+            context = self._mix(alpha, memory.values, gate)
             h, c = self.cell(torch.cat([embedded, context], dim=-1), (h, c))
+        else:
+            h, c = self._projected_cell(embedded, self._mix(alpha, memory.projected, gate), (h, c))
         if self.deep is not None:
-            assert context is not None
+            if context is None:
+                context = self._mix(alpha, memory.values, gate)
             hidden = torch.tanh(self.deep(torch.cat([h, context, embedded], dim=-1)))  # (N, embed_size)
         else:
             hidden = h

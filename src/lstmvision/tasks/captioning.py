@@ -22,7 +22,7 @@ from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, 
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import save_attention_map
 
-__all__ = ["CaptioningTask"]
+__all__ = ["CaptioningTask", "attention_rows", "write_captions"]
 
 log = logging.getLogger(__name__)
 
@@ -345,15 +345,13 @@ class CaptioningTask(L.LightningModule):
             if self._maps_written >= self.attention_maps:
                 return
             n = int(batch.lengths[b])
-            words = [self._words([token]) for token in caption.tokens]
-            if caption.attention.shape[0] > len(words):
-                words.append("<eos>")  # the step that generated eos has its attention too
+            assert self.vocabulary is not None  # set in setup()
             frames = batch.inputs[b, :n] if batch.inputs.dim() == 5 else None
             video_id = batch.video_ids[b]
             save_attention_map(
                 out / "attention" / f"{_safe_name(video_id)}.png",
-                caption.attention[: len(words), :n].float().cpu(),
-                words,
+                caption.attention[:, :n].float().cpu(),
+                attention_rows(self.vocabulary, caption),
                 None if frames is None else frames.float().cpu(),
                 title=f"{video_id}: {self._words(caption.tokens)}",
             )
@@ -437,6 +435,13 @@ def _score(
     references = {video_id: refs for video_id, _, refs in items}
     candidates = {video_id: caption for video_id, caption, _ in items}
     return score_captions(references, candidates, tokenizer=tokenizer, meteor=meteor)
+
+
+def attention_rows(vocabulary: Vocabulary, caption: Any) -> list[str]:
+    """The row labels of a decoded caption's attention map ``(steps, T)``: its words, then ``"<eos>"``
+    when the step that generated eos is one of the steps (a caption cut at the maximum length has none)."""
+    words = [vocabulary.decode([token]) for token in caption.tokens]
+    return words + ["<eos>"] * (caption.attention.shape[0] - len(words))
 
 
 def _safe_name(video_id: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["save_frames_png", "save_prediction_gif"]
+__all__ = ["save_frames_png", "save_prediction_gif", "unit_to_levels"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,14 @@ def _to_uint8(frames: Frames, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be shaped (B, T, C, H, W), got shape {array.shape}")
     if array.shape[2] not in (1, 3):
         raise ValueError(f"{name} must have 1 or 3 channels (axis 2), got shape {array.shape}")
-    # A diverged model must still produce a picture rather than crash the writer.
-    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
-    levels = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return levels.transpose(0, 1, 3, 4, 2)  # (B, T, H, W, C)
+    return unit_to_levels(array).transpose(0, 1, 3, 4, 2)  # (B, T, H, W, C)
+
+
+def unit_to_levels(array: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] -> uint8 levels 0..255 (rounded, clipped). NaN becomes 0 and +-inf 1 or 0: a
+    diverged model must still produce a picture rather than crash the writer."""
+    unit = np.nan_to_num(np.asarray(array, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _shape(frames: np.ndarray) -> tuple[int, ...]:

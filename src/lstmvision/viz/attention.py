@@ -22,6 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lstmvision.viz.animation import unit_to_levels
+
 __all__ = ["save_attention_map"]
 
 logger = logging.getLogger(__name__)
@@ -78,10 +80,7 @@ def _frames_to_uint8(frames: Array, num_frames: int) -> np.ndarray:
             raise ValueError(
                 f"float frames must be (T, C, H, W) with C = 1 or 3 channels, got shape {array.shape}"
             )
-        # A diverged model must still produce a picture rather than crash the writer.
-        unit = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        levels = np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
-        levels = levels.transpose(0, 2, 3, 1)  # (T, H, W, C)
+        levels = unit_to_levels(array).transpose(0, 2, 3, 1)  # (T, H, W, C)
     else:
         raise ValueError(f"frames must be floats in [0, 1] or uint8, got dtype {array.dtype}")
     if levels.shape[0] != num_frames:
