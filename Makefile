@@ -39,6 +39,7 @@ test: lint
 	KERAS_BACKEND=torch $(BIN)/python -m pytest tests
 
 bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/precision.py
 	$(BIN)/python benchmarks/convlstm.py
 	$(BIN)/python benchmarks/e3d_predrnn.py
 	$(BIN)/python benchmarks/time_distributed.py

@@ -27,9 +27,11 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lstmvision._io import check_safe
 from lstmvision.export import main as export_main
+from lstmvision.precision import PrecisionInput, resolve_precision
 from lstmvision.tasks._reliability import AtomicCheckpointIO, RunGuard, RunInterrupted
 
 __all__ = ["LstmVisionCLI", "main"]
@@ -52,6 +54,17 @@ def _keep_csv_history(run: Path) -> None:
         current.rename(run / f"metrics.part{n}.csv")
 
 
+class _Trainer(Trainer):
+    """Lightning's Trainer whose ``precision`` also takes ``"auto"`` (:func:`~lstmvision.precision.resolve_precision`).
+
+    The CLI parser checks every trainer key against this signature, so ``precision: auto`` in a config
+    parses; the CLI resolves it before building the trainer and prints the choice."""
+
+    def __init__(self, *, precision: PrecisionInput = None, **kwargs: Any) -> None:
+        choice = resolve_precision(precision, kwargs.get("accelerator", "auto"))
+        super().__init__(precision=choice.precision, **kwargs)
+
+
 class LstmVisionCLI(LightningCLI):
     """LightningCLI with lstmvision's run directory layout and weights-only checkpoint loading."""
 
@@ -59,6 +72,7 @@ class LstmVisionCLI(LightningCLI):
         super().__init__(
             LightningModule,
             LightningDataModule,
+            trainer_class=_Trainer,
             subclass_mode_model=True,
             subclass_mode_data=True,
             seed_everything_default=0,
@@ -127,6 +141,10 @@ class LstmVisionCLI(LightningCLI):
             csv = CSVLogger(config.runs_dir, name=config.experiment, version=tensorboard.version)
             kwargs["logger"] = [tensorboard, csv]
         trainer_init = self._get(self.config_init, "trainer", default={})
+        choice = resolve_precision(trainer_init.get("precision"), trainer_init.get("accelerator", "auto"))
+        if choice.reason is not None:
+            _say(str(choice))
+        kwargs["precision"] = choice.precision
         kwargs["plugins"] = _with_atomic_io(trainer_init.get("plugins"))
         kwargs["callbacks"] = self._reliability_callbacks(config, trainer_init.get("callbacks"))
         return super().instantiate_trainer(**kwargs)
@@ -151,6 +169,12 @@ class LstmVisionCLI(LightningCLI):
             best = _best_checkpoint(self.trainer)
             if best:
                 print(f"best checkpoint: {best}")
+
+
+@rank_zero_only
+def _say(line: str) -> None:
+    """One line for the person running the command, on stderr (stdout is for outputs and metrics)."""
+    print(line, file=sys.stderr)
 
 
 def _with_atomic_io(plugins: Any) -> list[Any]:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
     check_input_dtype,
     check_lengths,
@@ -49,12 +50,6 @@ def _pair(value: _Pair, name: str, minimum: int) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-def _channels_last(x: Tensor) -> Tensor:
-    # oneDNN convolves channels-last 1.1-3x faster than NCHW on the benchmark's shapes (docs/convlstm.md);
-    # the conv output, hence h and c, stays channels-last, so after the first step this copies nothing
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 def _tf_same(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     # TF/Keras "same": ceil(size / stride) outputs; an odd total pads one more at the end (bottom/right)
     total = max((math.ceil(size / stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
@@ -74,6 +69,10 @@ class ConvLSTMCell(nn.Module):
 
     ``input_conv`` holds :math:`W_{x\cdot}` and ``b`` (one call for all four gates, order i, f, g, o as
     ``nn.LSTM``); ``hidden_conv`` holds :math:`W_{h\cdot}` (stride 1, "same" padding, no dilation, no bias).
+
+    The gate arithmetic after the convolutions runs in float32 as one function, compiled on first use
+    under reduced precision (``lstmvision.cells.set_gate_fusion``); under autocast ``c`` is kept in
+    float32 and ``h`` has the convolutions' dtype. The peephole and layer-norm variants run it op by op.
 
     Args:
         in_channels: channels C of ``x_t``.
@@ -187,7 +186,7 @@ class ConvLSTMCell(nn.Module):
         """All four input gates of ``(N, C, H, W)`` frames -> ``(N, 4*Hc, H', W')``; no validation."""
         conv = self.input_conv
         if self.padding != "same":
-            gates = conv(_channels_last(x))
+            gates = conv(_fusion.conv_layout(self.in_channels, x))
         else:
             (top, bottom), (left, right) = (
                 _tf_same(n, k, s, d)
@@ -196,9 +195,8 @@ class ConvLSTMCell(nn.Module):
             if (top, left) != (bottom, right):  # conv2d pads symmetrically only
                 x = F.pad(x, (left, right, top, bottom))
                 top = left = 0
-            gates = F.conv2d(
-                _channels_last(x), conv.weight, conv.bias, conv.stride, (top, left), conv.dilation
-            )
+            x = _fusion.conv_layout(self.in_channels, x)
+            gates = F.conv2d(x, conv.weight, conv.bias, conv.stride, (top, left), conv.dilation)
         return gates if self.norm_x is None else self.norm_x(gates)
 
     def init_state(self, x_t: Tensor) -> ConvLSTMState:
@@ -267,10 +265,17 @@ class ConvLSTMCell(nn.Module):
             gates = gates_x if self.norm_h is None else gates_x + self.norm_h.bias.view(1, -1, 1, 1)
         else:
             h = state.h if rec_mask is None else state.h * rec_mask
-            gates_h = self.hidden_conv(
-                _channels_last(h if self._hidden_pad is None else F.pad(h, self._hidden_pad))
-            )
+            h = h if self._hidden_pad is None else F.pad(h, self._hidden_pad)
+            gates_h = self.hidden_conv(_fusion.conv_layout(self.hidden_channels, h))
             gates = gates_x + (gates_h if self.norm_h is None else self.norm_h(gates_h))
+        if self.peephole_weight is None and self.norm_c is None:
+            # one fused function (compiled where it helps); c in fp32 under autocast (docs/convlstm.md)
+            dtype = _fusion.state_dtype(gates)
+            h, c = _fusion.lstm_gates(
+                gates, None if state is None else state.c, 1, dtype, eager=state is None
+            )
+            return h, ConvLSTMState(h, c)
+        # peepholes and the norm of c sit between the gates: these variants keep the op-by-op form
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, Hc, H', W')
         if self.peephole_weight is not None and state is not None:
             i = i + self.peephole_weight[0] * state.c

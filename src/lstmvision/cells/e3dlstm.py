@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells import _fusion
 from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels, memory_channels_of
 
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
@@ -68,6 +69,11 @@ class Eidetic3DLSTMCell(nn.Module):
     gate bias; ``hidden_conv`` (i, r, g, o), ``memory_conv`` (i', f', g'), ``output_conv`` (``W_co``,
     ``W_mo`` on ``[C_t, M_t]``) and the 1×1×1 ``fuse_conv`` have no bias. Kernels are
     ``(w, filter, filter)`` with TensorFlow "same" padding (even sizes: the extra zero after).
+
+    The gate arithmetic runs in float32 in two fused functions (``C_t``, ``M_t``, then ``H_t``), compiled
+    on first use under reduced precision (``lstmvision.cells.set_gate_fusion``); under autocast ``c``,
+    ``m`` and the history are kept in float32, ``h`` has the convolutions' dtype, and the recall runs in
+    autocast's bf16, measured faster than float32 (docs/e3d_lstm.md).
 
     Args:
         in_channels: channels C of ``x_t``.
@@ -201,21 +207,27 @@ class Eidetic3DLSTMCell(nn.Module):
         state_h = None if state is None else state.h
         gates = gates_x[:, : 4 * Hc] + self._term(self.hidden_conv, self.norm_h, state_h)  # i, r, g, o
         mem_gates = gates_x[:, 4 * Hc :] + self._term(self.memory_conv, self.norm_m, memory)  # i', f', g'
-        i, r, g, o = gates.chunk(4, dim=1)  # each (B, Hc, w, H, W)
-        i_m, f_m, g_m = mem_gates.chunk(3, dim=1)
         if state is None:
             # C_{t-1} = 0 and a recall over zero states is 0; the norm of zeros is its shift
             recalled = self.norm_recall.bias.view(1, -1, 1, 1, 1)
-            history = torch.zeros_like(i)
         else:
+            r = gates[:, Hc : 2 * Hc]  # the recall gate sits in nn.LSTM's forget-gate rows
             recalled = self.norm_recall(state.c + _recall(torch.sigmoid(r), state.history))
-            history = state.history
-        c = torch.sigmoid(i) * torch.tanh(g) + recalled
-        m = torch.sigmoid(i_m) * torch.tanh(g_m)
-        if memory is not None:
-            m = m + torch.sigmoid(f_m) * (memory if self.memory_proj is None else self.memory_proj(memory))
-        cm = torch.cat([c, m], dim=1)  # (B, 2*Hc, w, H, W)
-        h = torch.sigmoid(o + self._conv(self.output_conv, cm)) * torch.tanh(self.fuse_conv(cm))
+        carried = memory if memory is None or self.memory_proj is None else self.memory_proj(memory)
+        # the gate arithmetic in two fused functions (compiled where it helps, docs/e3d_lstm.md): c, m and
+        # [C_t, M_t] (B, 2*Hc, w, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
+        c, m, cm = _fusion.dual_memory(
+            gates,
+            mem_gates,
+            recalled,
+            None,
+            carried,
+            _fusion.state_dtype(gates),
+            eager=state is None or memory is None,
+        )
+        o_term = self._conv(self.output_conv, cm)
+        h = _fusion.output_gate(gates[:, 3 * Hc :], o_term, self.fuse_conv(cm))  # o: rows 3*Hc..4*Hc
+        history = torch.zeros_like(c) if state is None else state.history
         history = torch.cat([history, c], dim=2)  # (B, Hc, (n+1)*w, H, W), oldest first
         if self.recall_window is not None:
             history = history[:, :, -self.recall_window * x_t.shape[2] :]

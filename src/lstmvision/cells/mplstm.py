@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
     check_lengths,
     check_rate,
@@ -52,6 +53,9 @@ class MultiPerspectiveLSTMCell(nn.Module):
     ``nn.LSTM``'s ``bias_ih + bias_hh``), ``weight_hh`` is the shared :math:`U` ``(4H, H)``; rows in gate
     order (i, f, g, o) as ``nn.LSTM``. :math:`U h_{t-1}` is computed once per step for all views.
     The peephole terms ``peephole_weight[k] = (p_i^k, p_f^k, p_o^k)`` exist only with ``peepholes=True``.
+    Without peepholes the gate arithmetic is one float32 function, compiled on first use under reduced
+    precision (``lstmvision.cells.set_gate_fusion``; under autocast ``c`` stays float32); with
+    peepholes it runs op by op.
 
     Args:
         input_size: features D of every view (int) or of each view (``num_views`` ints).
@@ -195,23 +199,23 @@ class MultiPerspectiveLSTMCell(nn.Module):
             h = state.h if rec_mask is None else state.h * rec_mask
             gates = gates_x + F.linear(h, self.weight_hh).unsqueeze(1)  # U h once, broadcast over V
             c = state.c
-        z = gates.unflatten(-1, (4, self.hidden_size))  # (B, V, 4, H): gates i, f, g, o on dim 2
-        g = torch.tanh(z[:, :, 2])  # (B, V, H)
         p = self.peephole_weight  # (V, 3, H)
         if p is None:
-            # no gate looks at the memory: every view's gates in one call each, then one op per view
-            i, f, _, o = torch.sigmoid(z).unbind(2)  # each (B, V, H); the sigmoid of g is unused
-            inflow, forget = (i * g).unbind(1), f.unbind(1)  # V x (B, H)
-            for k in range(self.num_views):  # the memory passes through the views in order
-                c = inflow[k] if c is None else torch.addcmul(inflow[k], forget[k], c)
-        else:
-            i, f, _, o = z.unbind(2)  # each (B, V, H), before the sigmoid
-            for k in range(self.num_views):
-                ik, fk = i[:, k], f[:, k]
-                ik = torch.sigmoid(ik if c is None else ik + p[k, 0] * c)  # p_i^k looks at c^{k-1}
-                fk = torch.sigmoid(fk if c is None else fk + p[k, 1] * c)
-                c = ik * g[:, k] if c is None else fk * c + ik * g[:, k]
-            o = torch.sigmoid(o + p[:, 2] * cast(Tensor, c).unsqueeze(1))  # p_o^k looks at the final c_t
+            # no gate looks at the memory: one fused function (compiled where it helps, docs/mp_lstm.md);
+            # c in float32 under autocast
+            mean, dtype = self.output_reduction == "mean", _fusion.state_dtype(gates)
+            h_t, y, c = _fusion.mp_gates(gates, c, mean, dtype, eager=c is None)
+            return h_t, y, MPLSTMState(h_t, c)
+        # peepholes read the memory between the views' gates: this variant stays op by op
+        z = gates.unflatten(-1, (4, self.hidden_size))  # (B, V, 4, H): gates i, f, g, o on dim 2
+        g = torch.tanh(z[:, :, 2])  # (B, V, H)
+        i, f, _, o = z.unbind(2)  # each (B, V, H), before the sigmoid
+        for k in range(self.num_views):
+            ik, fk = i[:, k], f[:, k]
+            ik = torch.sigmoid(ik if c is None else ik + p[k, 0] * c)  # p_i^k looks at c^{k-1}
+            fk = torch.sigmoid(fk if c is None else fk + p[k, 1] * c)
+            c = ik * g[:, k] if c is None else fk * c + ik * g[:, k]
+        o = torch.sigmoid(o + p[:, 2] * cast(Tensor, c).unsqueeze(1))  # p_o^k looks at the final c_t
         c = cast(Tensor, c)
         y = o * torch.tanh(c).unsqueeze(1)  # (B, V, H)
         h_t = y.sum(1) if self.output_reduction == "sum" else y.mean(1)

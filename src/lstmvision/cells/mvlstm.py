@@ -17,6 +17,7 @@ from typing import NamedTuple, cast
 import torch
 from torch import Tensor, nn
 
+from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
     check_lengths,
     check_rate,
@@ -45,6 +46,8 @@ class MultiViewLSTMCell(nn.Module):
 
     with gate order (i, f, g, o) as ``nn.LSTM`` and the mask M keeping, for the view-specific cells of
     view v, only the block u = v.
+    The gate arithmetic is one float32 function, compiled on first use under reduced precision
+    (``lstmvision.cells.set_gate_fusion``); under autocast ``c`` is kept in float32.
 
     Args:
         input_size: D, the size of every view's input, or V sizes.
@@ -112,9 +115,10 @@ class MultiViewLSTMCell(nn.Module):
         B, V, H = state.h.shape
         weight = self.recurrent_weight() if weight is None else weight
         recurrent = torch.einsum("vgk,bk->bvg", weight, state.h.reshape(B, V * H))
-        i, f, g, o = (gates_x + recurrent).unflatten(-1, (4, H)).unbind(-2)  # each (B, V, H)
-        c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)
-        return MVLSTMState(torch.sigmoid(o) * torch.tanh(c), c)
+        gates = gates_x + recurrent  # (B, V, 4H), gates i, f, g, o along the last axis
+        # one fused function (compiled where it helps, docs/mp_lstm.md); c in float32 under autocast
+        h, c = _fusion.lstm_gates(gates, state.c, -1, _fusion.state_dtype(gates))
+        return MVLSTMState(h, c)
 
     def init_state(self, x: Tensor) -> MVLSTMState:
         zeros = x.new_zeros(x.shape[0], self.num_views, self.hidden_size)

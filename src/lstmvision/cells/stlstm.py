@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
     check_input_dtype,
     check_lengths,
@@ -23,7 +24,7 @@ from lstmvision.cells._common import (
     reversal_index,
     reverse_time,
 )
-from lstmvision.cells.convlstm import _channels_last, _pair
+from lstmvision.cells.convlstm import _pair
 
 __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
 
@@ -63,6 +64,10 @@ class SpatioTemporalLSTMCell(nn.Module):
     seven :math:`W_{x\cdot}` and ``b`` with rows (i, f, g, o, i', f', g'), so its first four match
     ``hidden_conv`` (rows i, f, g, o, as ``nn.LSTM``); ``memory_conv`` holds :math:`W_{m\cdot}` (rows
     i', f', g'); ``output_conv`` holds :math:`[W_{co}, W_{mo}]` and ``fuse_conv`` the 1×1 kernel.
+
+    The gate arithmetic runs in float32 in two fused functions (``C_t``, ``M_t``, then ``H_t``), compiled
+    on first use under reduced precision (``lstmvision.cells.set_gate_fusion``), every variant included;
+    under autocast ``c`` and ``m`` are kept in float32 and ``h`` has the convolutions' dtype.
 
     Args:
         in_channels: channels C of ``x_t``.
@@ -171,7 +176,7 @@ class SpatioTemporalLSTMCell(nn.Module):
         return h, SpatioTemporalLSTMState(h, c, m)
 
     def _conv(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
-        return conv(_channels_last(x if self._pad is None else F.pad(x, self._pad)))
+        return conv(_fusion.conv_layout(conv.in_channels, x if self._pad is None else F.pad(x, self._pad)))
 
     def _step(
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
@@ -193,19 +198,23 @@ class SpatioTemporalLSTMCell(nn.Module):
             gates_m = gates_m + (gates_mem if self.norm_m is None else self.norm_m(gates_mem))
         elif self.norm_m is not None:
             gates_m = gates_m + self.norm_m.bias.view(1, -1, 1, 1)
-        i, f, g, o = gates.chunk(4, dim=1)  # each (B, Hc, H, W)
-        i_m, f_m, g_m = gates_m.chunk(3, dim=1)
-        c = torch.sigmoid(i) * torch.tanh(g)
-        if state is not None:
-            c = c + torch.sigmoid(f) * state[1]
-        m = torch.sigmoid(i_m) * torch.tanh(g_m)
-        if memory is not None:
-            carried = memory if self.memory_proj is None else self.memory_proj(_channels_last(memory))
-            m = m + torch.sigmoid(f_m) * carried
-        cm = torch.cat([c, m], dim=1)  # (B, 2*Hc, H, W), [C_t, M_t]
+        carried = memory
+        if memory is not None and self.memory_proj is not None:
+            carried = self.memory_proj(_fusion.conv_layout(self.memory_channels, memory))
+        # the gate arithmetic in two fused functions (compiled where it helps, docs/predrnn.md): c, m and
+        # [C_t, M_t] (B, 2*Hc, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
+        c, m, cm = _fusion.dual_memory(
+            gates,
+            gates_m,
+            None,
+            None if state is None else state[1],
+            carried,
+            _fusion.state_dtype(gates),
+            eager=state is None or memory is None,
+        )
         gates_o = self._conv(self.output_conv, cm)
-        o = o + (gates_o if self.norm_o is None else self.norm_o(gates_o))
-        h = torch.sigmoid(o) * torch.tanh(self.fuse_conv(cm))
+        o_term = gates_o if self.norm_o is None else self.norm_o(gates_o)
+        h = _fusion.output_gate(gates[:, 3 * Hc :], o_term, self.fuse_conv(cm))  # o: rows 3*Hc..4*Hc
         return h, c, m
 
     def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:

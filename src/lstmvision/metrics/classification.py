@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstmvision.metrics._fp32 import fp32
+
 __all__ = ["ClassificationMetrics"]
 
 _STATE_KEYS = ("confusion", "topk_correct")
@@ -101,6 +103,7 @@ class ClassificationMetrics:
             raise ValueError("logits must be finite, got NaN or inf: the ranking of classes is undefined")
 
     @torch.no_grad()
+    @fp32  # bf16 logits widen exactly, so ranks and ties are those of the values the model produced
     def update(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Add a batch: ``logits`` ``(N, K)`` float, ``labels`` ``(N,)`` int; returns the predictions ``(N,)``."""
         self._check(logits, labels)

@@ -8,7 +8,9 @@ OpenSTL report their tables). Only 5-D input is accepted: a 4-D tensor could be 
 ``unsqueeze`` instead.
 
 The functions are pure torch, run on CPU and CUDA, and treat all ``B * T`` frames in one call
-(no Python loop over frames). They do not track gradients specially: call them under
+(no Python loop over frames). They compute in float32 outside autocast whatever the precision of the
+network that made the frames (bf16/fp16 inputs are widened, float64 stays float64), so a metric does
+not depend on the trainer's ``precision`` (docs/precision.md). They do not track gradients specially: call them under
 ``torch.no_grad()`` for evaluation, or use them as differentiable losses if you like.
 """
 
@@ -19,6 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lstmvision.metrics._fp32 import fp32
 
 __all__ = ["METRIC_NAMES", "VideoMetrics", "frame_mae", "frame_mse", "frame_psnr", "frame_ssim"]
 
@@ -46,6 +50,7 @@ def _check_data_range(data_range: float, fn: str) -> None:
         raise ValueError(f"{fn} expects data_range > 0, got {data_range}")
 
 
+@fp32
 def frame_mse(pred: Tensor, target: Tensor) -> Tensor:
     """Squared error summed over the channels and pixels of each frame.
 
@@ -59,6 +64,7 @@ def frame_mse(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).square().sum(dim=(2, 3, 4))
 
 
+@fp32
 def frame_mae(pred: Tensor, target: Tensor) -> Tensor:
     """Absolute error summed over the channels and pixels of each frame (see :func:`frame_mse`).
 
@@ -69,6 +75,7 @@ def frame_mae(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).abs().sum(dim=(2, 3, 4))
 
 
+@fp32
 def frame_psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     """Peak signal-to-noise ratio of each frame, in dB.
 
@@ -94,6 +101,7 @@ def _gaussian_window(window_size: int, sigma: float, like: Tensor) -> Tensor:
     return (taps / taps.sum()).to(dtype=like.dtype, device=like.device)
 
 
+@fp32
 def frame_ssim(
     pred: Tensor,
     target: Tensor,
@@ -230,6 +238,7 @@ class VideoMetrics:
         self._count += count.to(device)
 
     @torch.no_grad()
+    @fp32
     def update(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Add a batch ``(B, T, C, H, W)``; returns this batch's per-frame values, each ``(B, T)``."""
         values = {

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from lstmvision.data.captioning import CaptionBatch
 from lstmvision.data.captions import Vocabulary
-from lstmvision.metrics import CaptionScores, score_captions
+from lstmvision.metrics import CaptionScores, fp32, score_captions
 from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import save_attention_map
@@ -31,6 +31,8 @@ ScheduleName = Literal["constant", "plateau"]
 MONITOR = "val/CIDEr"
 # the key under which a checkpoint keeps what `lstmvision caption` needs besides the weights
 CHECKPOINT_KEY = "captioning"
+# the loss reduction runs in float32 outside autocast whatever the network's precision (docs/precision.md)
+_cross_entropy = fp32(F.cross_entropy)
 
 
 class _Captioner(Protocol):
@@ -252,7 +254,7 @@ class CaptioningTask(L.LightningModule):
     def _loss(self, batch: CaptionBatch, teacher_forcing: float) -> Tensor:
         logits = self.captioner(batch.inputs, batch.tokens, batch.lengths, teacher_forcing=teacher_forcing)
         targets = batch.tokens[:, 1:]  # logits[:, t] predicts tokens[:, t + 1]
-        return F.cross_entropy(
+        return _cross_entropy(
             logits.flatten(0, 1),  # (B*(L-1), V)
             targets.flatten(),
             ignore_index=self.captioner.pad_id,
@@ -285,8 +287,10 @@ class CaptioningTask(L.LightningModule):
 
     # ------------------------------------------------------------------------------------ decoding
     def _decode(self, batch: CaptionBatch, beam_size: int) -> list[Any]:
+        # beam search ranks hypotheses by summed log-probabilities: in bf16 (3 significant digits) near
+        # ties flip, so decoding runs in float32 outside autocast whatever the trainer's precision
         return list(
-            self.captioner.decode(
+            fp32(self.captioner.decode)(
                 batch.inputs,
                 batch.lengths,
                 beam_size=beam_size,

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from lstmvision.layers import observed_frames
-from lstmvision.metrics import ClassificationMetrics
+from lstmvision.metrics import ClassificationMetrics, fp32
 from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
 ScheduleName = Literal["constant", "cosine", "plateau"]
+
+# the loss reduction runs in float32 outside autocast whatever the network's precision (docs/precision.md)
+_cross_entropy = fp32(F.cross_entropy)
 
 
 def _fraction_key(fraction: float) -> str:
@@ -156,6 +159,10 @@ class VideoClassificationTask(L.LightningModule):
         on_nonfinite_loss: a NaN/inf training loss ``"raise"``s ``FloatingPointError`` naming the step, or
             ``"skip"``s the batch (no optimiser step) with a warning; ``skipped_batches`` counts them
             (logged as ``train/skipped_batches``).
+        compile: compile the network with ``torch.compile`` (in place: parameter names and checkpoints
+            do not change) once, when the trainer sets the task up (docs/precision.md). The first steps
+            then wait for the compiler (36-136 s on this CPU), which only pays off in long runs; each new
+            clip length (every observed fraction, the last short batch) compiles once more.
     """
 
     def __init__(
@@ -174,6 +181,7 @@ class VideoClassificationTask(L.LightningModule):
         observed_fractions: Sequence[float] | None = None,
         train_observed_fractions: Sequence[float] | None = None,
         on_nonfinite_loss: NonFinitePolicy = "raise",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         num_classes = _resolve_num_classes(model, num_classes)
@@ -231,6 +239,9 @@ class VideoClassificationTask(L.LightningModule):
         self._predictions: list[tuple[Tensor, Tensor]] = []
         self.on_nonfinite_loss = on_nonfinite_loss
         self.skipped_batches = 0
+        # not `self.compile`: that is nn.Module's compile() method
+        self.compile_network = compile
+        self._compiled = False
 
     @property
     def top_k(self) -> tuple[int, ...]:
@@ -284,12 +295,20 @@ class VideoClassificationTask(L.LightningModule):
             raise ValueError(
                 f"the model must map clips {_shape_of(folded)} to logits (N, num_classes) = {expected}, got {got}"
             )
+        # float32 from here on (the clip mean, loss, metrics, probabilities): bf16 logits widen exactly
+        logits = logits.float()
         if multi and isinstance(clips, Tensor):
             # (B*K, classes) -> (B, K, classes) -> (B, classes): a video's logits are its clips' mean
             logits = logits.unflatten(0, tuple(clips.shape[:2])).mean(dim=1)
         return logits
 
     # --------------------------------------------------------------------------------------- training
+    def configure_model(self) -> None:
+        # Lightning calls this before every fit/validate/test/predict: compile on the first one only
+        if self.compile_network and not self._compiled:
+            self.model.compile()
+            self._compiled = True
+
     def setup(self, stage: str) -> None:
         # the names the data module knows (KTH's actions, the embedded set's) label the outputs unless given
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
@@ -309,7 +328,7 @@ class VideoClassificationTask(L.LightningModule):
             # torch's generator, so that seed_everything makes the draws repeatable
             fraction = self.train_fractions[int(torch.randint(len(self.train_fractions), ()))]
         logits = self._logits(clips, fraction)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        loss = _cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         if not finite_loss(self, loss, self.on_nonfinite_loss):
             return None  # skipped: no backward pass, no optimiser step
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
@@ -321,7 +340,7 @@ class VideoClassificationTask(L.LightningModule):
         clips, labels = self._labelled(batch)
         logits = self._logits(clips)
         # the training loss (label smoothing included), so that the two curves are comparable
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        loss = _cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         self.log("val/loss", loss, sync_dist=True, batch_size=len(labels))
         self.log("val/acc", accuracy, prog_bar=True, sync_dist=True, batch_size=len(labels))

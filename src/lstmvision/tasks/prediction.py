@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from lstmvision.metrics import METRIC_NAMES, VideoMetrics, frame_mse, frame_ssim
+from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
 from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
@@ -23,6 +23,10 @@ __all__ = ["VideoPredictionTask"]
 log = logging.getLogger(__name__)
 
 _SERIES = ("model", "copy_last_frame")
+
+# the loss reductions run in float32 outside autocast whatever the network's precision (docs/precision.md)
+_mse_loss = fp32(F.mse_loss)
+_l1_loss = fp32(F.l1_loss)
 
 
 class _Predictor(Protocol):
@@ -43,6 +47,30 @@ class _Predictor(Protocol):
         sampling_prob: float = 0.0,
         input_sampling_prob: float = 1.0,
     ) -> Tensor: ...
+
+
+def _compile_time_step(model: nn.Module) -> None:
+    """Compile what the time loop repeats, once, in place: parameter names and checkpoints do not change.
+
+    A recurrent predictor's ``forward`` is a Python loop whose length is the horizon; compiled whole,
+    it would compile again for every new horizon and scheduled-sampling branch. Its ``step`` (the
+    cells and head of one time step) has the same shapes at every step, so it is compiled instead,
+    and the loop stays eager. ``step`` is handed only the frames it reads (the newest one, or the last
+    ``window_length`` of an E3D-LSTM), so that the growing list of fed frames does not compile a graph
+    per step either. A model without ``step`` is compiled whole.
+    """
+    step = getattr(model, "step", None)
+    if not callable(step):
+        model.compile()
+        return
+    window = int(getattr(model, "window_length", 1))
+    compiled = torch.compile(step)
+
+    def windowed_step(fed: list[Tensor], state: Any) -> Any:
+        return compiled(fed[-window:], state)
+
+    # an instance attribute shadows the method; the modules (and so the state_dict) stay untouched
+    model.__dict__["step"] = windowed_step
 
 
 class VideoPredictionTask(L.LightningModule):
@@ -75,6 +103,9 @@ class VideoPredictionTask(L.LightningModule):
         on_nonfinite_loss: a NaN/inf training loss ``"raise"``s ``FloatingPointError`` naming the step, or
             ``"skip"``s the batch (no optimiser step) with a warning; ``skipped_batches`` counts them
             (logged as ``train/skipped_batches``).
+        compile: compile the network's time step with ``torch.compile`` once, when the trainer sets
+            the task up (docs/precision.md): the first steps then wait 36-136 s on this CPU, which only
+            pays off in long runs; one compiled step serves every time step and forecast horizon.
     """
 
     def __init__(
@@ -91,6 +122,7 @@ class VideoPredictionTask(L.LightningModule):
         save_frames: int = 0,
         predict_future: int | None = None,
         on_nonfinite_loss: NonFinitePolicy = "raise",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         for attr in ("input_length", "total_length", "sampling_probability", "input_sampling_probability"):
@@ -121,6 +153,9 @@ class VideoPredictionTask(L.LightningModule):
         self.save_frames = save_frames
         self.predict_future = predict_future
         self.on_nonfinite_loss = on_nonfinite_loss
+        # not `self.compile`: that is nn.Module's compile() method
+        self.compile_network = compile
+        self._compiled = False
         self.skipped_batches = 0
         self._metrics = {name: VideoMetrics() for name in _SERIES}
         self._shown: dict[str, list[Tensor]] = {}
@@ -165,8 +200,8 @@ class VideoPredictionTask(L.LightningModule):
         # (B, T-1, C, H, W): the predictions of frames 1..T-1
         pred = self.predictor(frames, sampling_prob=eta, input_sampling_prob=r_eta)
         target = frames[:, 1:]
-        mse = F.mse_loss(pred, target)
-        loss = mse + self.l1_weight * F.l1_loss(pred, target) if self.l1_weight else mse
+        mse = _mse_loss(pred, target)
+        loss = mse + self.l1_weight * _l1_loss(pred, target) if self.l1_weight else mse
         if not finite_loss(self, loss, self.on_nonfinite_loss):
             return None  # skipped: no backward pass, no optimiser step
         self.log("train/loss", loss, prog_bar=True)
@@ -179,7 +214,8 @@ class VideoPredictionTask(L.LightningModule):
         """Predict ``future`` frames from the first ``input_length`` ones; no true future frame is seen."""
         observed = frames[:, : self.input_length]
         pred = self.predictor(observed, future=future)[:, self.input_length - 1 :]
-        return pred.clamp(0.0, 1.0)
+        # float32 from here on (metrics, pictures, predictions.pt), whatever the network's precision
+        return pred.float().clamp(0.0, 1.0)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         frames = self._clips(batch, "total_length")
@@ -312,6 +348,12 @@ class VideoPredictionTask(L.LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_model(self) -> None:
+        # Lightning calls this before every fit/validate/test/predict: compile on the first one only
+        if self.compile_network and not self._compiled:
+            _compile_time_step(self.model)
+            self._compiled = True
 
     def setup(self, stage: str) -> None:
         # a patch size that does not divide the frames would only fail at the first batch, after the

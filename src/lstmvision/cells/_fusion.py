@@ -1,0 +1,239 @@
+r"""Fused gate arithmetic and memory layout of the recurrent cells (private; the switch is public).
+
+After its convolutions (or matrix products) a recurrent cell runs a dozen pointwise operations on the
+gates: σ, tanh, products and sums that produce the memories and the hidden state. Run op by op, each
+reads and writes a full tensor; under CPU bf16 autocast the four gates are strided channel slices of a
+channels-last tensor and those bf16 ops are slow (docs/convlstm.md, "Performance"). Here each cell's
+pointwise math is one function that :func:`torch.compile` turns, on first use, into one loop per
+output. The same function, uncompiled, is the eager path, so both compute the same thing:
+
+.. math::
+    c_t = σ(f) ∘ c_{t-1} + σ(i) ∘ \tanh(g), \qquad h_t = σ(o) ∘ \tanh(c_t)
+
+in float32 when the gates are bf16 or fp16 (float64 stays float64). Memories (``c``, ``m``) are returned in :func:`state_dtype`:
+float32 under autocast (they accumulate over the whole sequence), otherwise the gates' dtype; a hidden
+state has the gates' dtype, which is what the next convolution reads.
+
+When the compiled form is used (:func:`fusion_applies`): fusion is on (:func:`set_gate_fusion`,
+``LSTMVISION_GATE_FUSION=0`` turns it off at import), the tensors are on CUDA or run in a reduced
+precision (bf16/fp16 tensors or autocast) — fp32 on this CPU measured no faster compiled, see
+docs/convlstm.md —, no previous state is missing (the first step of a sequence runs eagerly rather
+than needing its own compilation), and nobody is scripting, tracing or already compiling the caller
+(a whole-model ``torch.compile`` fuses the eager function itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["gate_fusion", "gate_fusion_enabled", "set_gate_fusion"]
+
+logger = logging.getLogger(__name__)
+
+_ENV = "LSTMVISION_GATE_FUSION"
+_R = TypeVar("_R")
+
+
+def _enabled_from_env() -> bool:
+    value = os.environ.get(_ENV, "1").strip().lower()
+    if value in ("0", "false", "off", "no"):
+        return False
+    if value not in ("1", "true", "on", "yes", ""):
+        # a typo must not stop the import of the library; say what was read and what happens instead
+        logger.warning("%s=%r is not 0/1/true/false/on/off; gate fusion stays on", _ENV, value)
+    return True
+
+
+_enabled = _enabled_from_env()
+# the torch.compile backend; tests swap in a cheaper one where the compiler itself is not under test
+_backend = "inductor"
+# set once any compilation failed: every fused function then runs eagerly, with one warning per process
+_broken = False
+
+
+def set_gate_fusion(enabled: bool) -> None:
+    """Turn the compiled gate arithmetic of every cell on or off (process-wide; default on).
+
+    Off, every cell runs the same gate function eagerly. ``LSTMVISION_GATE_FUSION=0`` in the environment
+    turns it off when lstmvision is imported.
+    """
+    global _enabled
+    if not isinstance(enabled, bool):
+        raise ValueError(f"set_gate_fusion expects True or False, got {enabled!r}")
+    _enabled = enabled
+
+
+def gate_fusion_enabled() -> bool:
+    """Whether the cells may use their compiled gate arithmetic (see :func:`set_gate_fusion`)."""
+    return _enabled
+
+
+@contextlib.contextmanager
+def gate_fusion(enabled: bool) -> Iterator[None]:
+    """Context manager: :func:`set_gate_fusion` inside the block, the previous setting after it."""
+    previous = _enabled
+    set_gate_fusion(enabled)
+    try:
+        yield
+    finally:
+        set_gate_fusion(previous)
+
+
+def state_dtype(gates: Tensor) -> torch.dtype:
+    """The dtype a cell keeps its memories in: float32 under autocast, else the gates' dtype."""
+    low = gates.dtype in (torch.bfloat16, torch.float16)
+    return torch.float32 if low and torch.is_autocast_enabled(gates.device.type) else gates.dtype
+
+
+def fusion_applies(x: Tensor) -> bool:
+    """Whether the compiled gate function should run for gates ``x`` (see the module docstring)."""
+    if not _enabled or _broken or torch.jit.is_scripting() or torch.jit.is_tracing():
+        return False
+    if torch.compiler.is_compiling():
+        return False
+    if x.device.type == "cpu":
+        # fp32 on the CPU: the compiled gates measured no faster than eager ones (docs/convlstm.md)
+        return x.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled("cpu")
+    return True
+
+
+# fp32 CPU convolutions with at least this many input channels run NCHW (docs/convlstm.md, "Precision")
+_NCHW_FROM = 128
+
+
+def channels_last_conv(in_channels: int, x: Tensor) -> bool:
+    """Whether a 2-D convolution with ``in_channels`` inputs should read ``x`` channels-last.
+
+    oneDNN convolves channels-last faster in bf16 at every width and in fp32 up to 64 input channels,
+    but fp32 NCHW was 1.38x faster at 128 (docs/convlstm.md); elsewhere channels-last stays.
+    """
+    if x.device.type != "cpu" or in_channels < _NCHW_FROM:
+        return True
+    return x.dtype != torch.float32 or torch.is_autocast_enabled("cpu")
+
+
+def conv_layout(in_channels: int, x: Tensor) -> Tensor:
+    """``x`` in the memory format :func:`channels_last_conv` picks; no copy when it already is."""
+    if channels_last_conv(in_channels, x):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
+
+
+class _Fused(Generic[_R]):
+    """A pointwise function compiled on its first fused call; the plain function where fusion does not apply."""
+
+    def __init__(self, fn: Callable[..., _R]) -> None:
+        self.eager = fn
+        self._compiled: Callable[..., _R] | None = None
+
+    def __call__(self, *args: Any, eager: bool = False) -> _R:
+        """``fn(*args)``, compiled where :func:`fusion_applies` to ``args[0]``; ``eager=True`` forces the
+        plain function (a sequence's first step, whose missing state would need its own compilation)."""
+        if eager or not fusion_applies(args[0]):
+            return self.eager(*args)
+        if self._compiled is None:
+            # dynamic shapes: one compilation serves every batch size, resolution and horizon
+            self._compiled = torch.compile(self.eager, dynamic=True, fullgraph=True, backend=_backend)
+        try:
+            return self._compiled(*args)
+        except Exception as error:  # no C++ compiler, an unsupported platform, an inductor bug
+            _give_up(error)
+            return self.eager(*args)
+
+    def reset(self) -> None:
+        """Forget the compiled form (tests); the next fused call compiles again."""
+        self._compiled = None
+
+
+def _give_up(error: Exception) -> None:
+    global _broken
+    if not _broken:
+        logger.warning(
+            "lstmvision: compiling the fused gate arithmetic failed (%s: %s); the cells run it eagerly. "
+            "Set %s=0 to skip the attempt.",
+            type(error).__name__,
+            str(error).splitlines()[0] if str(error) else "",
+            _ENV,
+        )
+    _broken = True
+
+
+def _reset() -> None:
+    """Forget every compiled gate function and a past failure (tests)."""
+    global _broken
+    _broken = False
+    for fused in (lstm_gates, dual_memory, output_gate, mp_gates):
+        fused.reset()
+
+
+def _up(x: Tensor) -> Tensor:
+    # the math runs in at least float32: bf16/fp16 are widened, float64 stays float64
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+def _lstm(gates: Tensor, c_prev: Tensor | None, dim: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    # gates: (..., 4*H, ...) with (i, f, g, o) along dim; returns h in the gates' dtype and c in dtype
+    i, f, g, o = _up(gates).chunk(4, dim)
+    c = torch.sigmoid(i) * torch.tanh(g)
+    if c_prev is not None:
+        c = c + torch.sigmoid(f) * _up(c_prev)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h.to(gates.dtype), c.to(dtype)
+
+
+def _dual_memory(
+    gates: Tensor,
+    gates_m: Tensor,
+    c_add: Tensor | None,
+    c_prev: Tensor | None,
+    carried: Tensor | None,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor]:
+    # gates (B, 4*Hc, ...) = i, f (or E3D's r), g, o; gates_m (B, 3*Hc, ...) = i', f', g'.
+    # c = σ(i)·tanh(g) + c_add + σ(f)·c_prev and m = σ(i')·tanh(g') + σ(f')·carried; returns (c, m, [c, m])
+    # with [c, m] in the gates' dtype, which the output convolutions read
+    i, f, g, _ = _up(gates).chunk(4, 1)
+    i_m, f_m, g_m = _up(gates_m).chunk(3, 1)
+    c = torch.sigmoid(i) * torch.tanh(g)
+    if c_add is not None:
+        c = c + _up(c_add)
+    if c_prev is not None:
+        c = c + torch.sigmoid(f) * _up(c_prev)
+    m = torch.sigmoid(i_m) * torch.tanh(g_m)
+    if carried is not None:
+        m = m + torch.sigmoid(f_m) * _up(carried)
+    return c.to(dtype), m.to(dtype), torch.cat([c, m], dim=1).to(gates.dtype)
+
+
+def _output_gate(o: Tensor, o_term: Tensor, cell: Tensor) -> Tensor:
+    # h = σ(o + W * [C, M]) ∘ tanh(W_1x1 * [C, M]), in o's dtype
+    h = torch.sigmoid(_up(o) + _up(o_term)) * torch.tanh(_up(cell))
+    return h.to(o.dtype)
+
+
+def _mp(
+    gates: Tensor, c_prev: Tensor | None, mean: bool, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    # MP-LSTM without peepholes: gates (B, V, 4H); the memory passes through the V views in order.
+    # Returns h_t (B, H) and y (B, V, H) in the gates' dtype and c_t (B, H) in dtype.
+    i, f, g, o = _up(gates).chunk(4, -1)  # each (B, V, H)
+    inflow, forget = (torch.sigmoid(i) * torch.tanh(g)).unbind(1), torch.sigmoid(f).unbind(1)  # V x (B, H)
+    c = inflow[0] if c_prev is None else inflow[0] + forget[0] * _up(c_prev)
+    for k in range(1, len(inflow)):  # the memory passes through the views in order
+        c = inflow[k] + forget[k] * c
+    y = torch.sigmoid(o) * torch.tanh(c).unsqueeze(1)  # (B, V, H)
+    h = y.mean(1) if mean else y.sum(1)
+    return h.to(gates.dtype), y.to(gates.dtype), c.to(dtype)
+
+
+lstm_gates = _Fused(_lstm)
+dual_memory = _Fused(_dual_memory)
+output_gate = _Fused(_output_gate)
+mp_gates = _Fused(_mp)

@@ -1,0 +1,182 @@
+"""The compiled gate arithmetic equals the eager one, compiles once per sequence shape, and falls back.
+
+Compiling is slow (seconds per function), so these few tests use tiny cells. The suite otherwise runs
+eagerly (tests/conftest.py); each test here turns fusion on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+from cell_helpers import max_err, randomise
+from torch import Tensor, nn
+
+from lstmvision.cells import (
+    ConvLSTM,
+    Eidetic3DLSTM,
+    MultiPerspectiveLSTM,
+    MultiViewLSTM,
+    SpatioTemporalLSTM,
+    _fusion,
+    gate_fusion,
+    gate_fusion_enabled,
+    set_gate_fusion,
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_fusion() -> Iterator[None]:
+    # every test starts with no compiled function and no recorded failure, and leaves none behind
+    _fusion._reset()
+    torch._dynamo.utils.counters.clear()
+    yield
+    _fusion._reset()
+
+
+def _layers() -> dict[str, tuple[nn.Module, Tensor]]:
+    torch.manual_seed(0)
+    layers = {
+        "convlstm": (ConvLSTM(2, 3, 3, num_layers=2), torch.rand(2, 3, 2, 5, 5)),
+        "stlstm": (SpatioTemporalLSTM(2, 3, 3, num_layers=2), torch.rand(2, 3, 2, 5, 5)),
+        "e3dlstm": (Eidetic3DLSTM(2, 3, 3, num_layers=2, recall_window=2), torch.rand(2, 3, 2, 4, 4)),
+        "mplstm": (MultiPerspectiveLSTM(4, 5, 2, num_layers=2), torch.rand(2, 2, 3, 4)),
+        "mvlstm": (MultiViewLSTM(4, 5, 2, num_layers=2), torch.rand(2, 2, 3, 4)),
+    }
+    for layer, _ in layers.values():
+        randomise(layer)
+    return layers
+
+
+def _run(layer: nn.Module, x: Tensor, fused: bool) -> tuple[Tensor, list[Tensor]]:
+    layer.zero_grad()
+    with gate_fusion(fused):
+        y = layer(x)[0]
+    y.square().sum().backward()
+    return y.detach(), [p.grad.clone() for p in layer.parameters() if p.grad is not None]
+
+
+# inductor (seconds per function) for the cells whose functions it generates code for first: ConvLSTM
+# (lstm_gates) and ST-LSTM (dual_memory, output_gate, shared with E3D); the others trace through
+# dynamo and AOTAutograd with dynamic shapes ("aot_eager"), which checks they compile in one graph
+BACKENDS = {"convlstm": "inductor", "stlstm": "inductor", "e3dlstm": "aot_eager", "mplstm": "aot_eager"}
+
+
+@pytest.mark.parametrize("name", ["convlstm", "stlstm", "e3dlstm", "mplstm", "mvlstm"])
+def test_compiled_gates_equal_eager_ones(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # fp32 on the CPU normally runs eagerly (not faster compiled): force the compiled path, so that the
+    # comparison is free of bf16 rounding and the tolerance can be tight (fp32 op order, 1e-5 absolute)
+    monkeypatch.setattr(_fusion, "fusion_applies", lambda x: _fusion._enabled and not _fusion._broken)
+    monkeypatch.setattr(_fusion, "_backend", BACKENDS.get(name, "aot_eager"))
+    layer, x = _layers()[name]
+    y_eager, grads_eager = _run(layer, x, fused=False)
+    y_fused, grads_fused = _run(layer, x, fused=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "the compiled path never ran"
+    assert not _fusion._broken, "compiling the gate functions failed"
+    err = max_err(y_fused, y_eager)
+    assert err < 1e-5, f"{name}: output max abs error {err:.3g}"
+    assert len(grads_fused) == len(grads_eager)
+    grad_err = max(max_err(a, b) for a, b in zip(grads_fused, grads_eager))
+    assert grad_err < 1e-4, f"{name}: gradient max abs error {grad_err:.3g}"
+
+
+def test_no_recompilation_over_steps_horizons_and_batch_sizes() -> None:
+    # the real path: bf16 autocast, training; a 2-layer ConvLSTM over 3 steps, then 7 steps and B=3
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, 4, 3, num_layers=2)
+
+    def train_step(B: int, T: int) -> None:
+        with gate_fusion(True), torch.autocast("cpu", torch.bfloat16):
+            y = layer(torch.rand(B, T, 2, 6, 6))[0]
+        y.float().sum().backward()
+
+    train_step(2, 3)
+    compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert compiled > 0 and not _fusion._broken, "the compiled path never ran"
+    train_step(2, 7)
+    train_step(3, 7)
+    after = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert after == compiled, f"recompiled: {compiled} graphs after the first sequence, {after} after more"
+
+
+def test_a_compile_failure_falls_back_to_eager_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_compile(fn: Callable, **kwargs: object) -> Callable:
+        def run(*args: object) -> object:
+            raise RuntimeError("no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, 3, 3, num_layers=2)
+    x = torch.rand(2, 3, 2, 5, 5)
+    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():
+        with gate_fusion(False):
+            expected = layer(x)[0]
+        with caplog.at_level(logging.WARNING, logger=_fusion.__name__), gate_fusion(True):
+            first = layer(x)[0]
+            second = layer(x)[0]
+    warnings = [r for r in caplog.records if "compiling the fused gate arithmetic failed" in r.message]
+    assert len(warnings) == 1, f"expected one warning, got {[r.message for r in caplog.records]}"
+    assert "no C++ compiler found" in warnings[0].message
+    for y in (first, second):
+        assert torch.equal(y, expected), (
+            f"eager fallback differs by {max_err(y.float(), expected.float()):.3g}"
+        )
+
+
+def test_fusion_is_skipped_while_tracing_or_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    gates = torch.zeros(1, 8, dtype=torch.bfloat16)
+    with gate_fusion(True):
+        assert _fusion.fusion_applies(gates)
+        monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+        assert not _fusion.fusion_applies(gates)
+        monkeypatch.undo()
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert not _fusion.fusion_applies(gates)
+
+
+def test_fusion_rule_per_precision() -> None:
+    fp32, bf16 = torch.zeros(1, 8), torch.zeros(1, 8, dtype=torch.bfloat16)
+    with gate_fusion(True):
+        assert not _fusion.fusion_applies(fp32), "fp32 on the CPU runs eagerly (measured no faster compiled)"
+        assert _fusion.fusion_applies(bf16)
+        with torch.autocast("cpu", torch.bfloat16):
+            assert _fusion.fusion_applies(fp32)
+    with gate_fusion(False):
+        assert not _fusion.fusion_applies(bf16)
+
+
+def test_switch_and_context_manager() -> None:
+    before = gate_fusion_enabled()
+    with gate_fusion(not before):
+        assert gate_fusion_enabled() is (not before)
+    assert gate_fusion_enabled() is before
+    set_gate_fusion(True)
+    assert gate_fusion_enabled()
+    set_gate_fusion(before)
+    with pytest.raises(ValueError, match="expects True or False"):
+        set_gate_fusion(1)  # type: ignore[arg-type]
+
+
+def test_memory_format_per_precision_and_width() -> None:
+    x = torch.zeros(1, 128, 4, 4)
+    assert _fusion.channels_last_conv(64, x), "fp32 up to 64 channels: channels-last"
+    assert not _fusion.channels_last_conv(128, x), "fp32 at >= 128 channels: NCHW"
+    assert _fusion.channels_last_conv(128, x.bfloat16())
+    with torch.autocast("cpu", torch.bfloat16):
+        assert _fusion.channels_last_conv(128, x)
+    assert _fusion.conv_layout(128, x.contiguous(memory_format=torch.channels_last)).is_contiguous()
+
+
+def test_memories_stay_float32_under_autocast() -> None:
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, 3, 3)
+    with torch.autocast("cpu", torch.bfloat16):
+        y, (h_n, c_n) = layer(torch.rand(2, 3, 2, 5, 5))
+    assert c_n.dtype == torch.float32, c_n.dtype
+    assert y.dtype == h_n.dtype == torch.bfloat16, (y.dtype, h_n.dtype)
