@@ -152,3 +152,16 @@ def test_reverse_input_trains_on_forward_and_backward_clips() -> None:
         expected = torch.nn.functional.mse_loss(model(both, sampling_prob=1.0), both[:, 1:])
     torch.testing.assert_close(seen[0], both, rtol=0, atol=0)
     torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
+
+
+def test_l1_weight_adds_the_weighted_mean_absolute_error_to_the_loss() -> None:
+    # the demo trains with l1_weight 1.0: the loss is MSE + w * L1 over the predicted next frames
+    clips = _moving_squares(3)
+    plain, weighted = _task(), _task(l1_weight=0.7)
+    with torch.no_grad():
+        pred = plain.model(clips, sampling_prob=1.0)
+        mse = torch.nn.functional.mse_loss(pred, clips[:, 1:])
+        l1 = torch.nn.functional.l1_loss(pred, clips[:, 1:])
+        torch.testing.assert_close(plain.training_step(clips, 0), mse, rtol=1e-6, atol=0)
+        torch.testing.assert_close(weighted.training_step(clips, 0), mse + 0.7 * l1, rtol=1e-6, atol=0)
+    assert l1 > 0
