@@ -18,7 +18,7 @@ import json
 import re
 import shlex
 import sys
-from importlib import resources
+from importlib import import_module, resources
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lstmvision._io import check_safe
-from lstmvision.export import main as export_main
 from lstmvision.precision import PrecisionInput, resolve_precision
 from lstmvision.tasks._reliability import AtomicCheckpointIO, RunGuard, RunInterrupted
 
@@ -295,32 +294,29 @@ def run_demo(argv: list[str]) -> dict[str, Any] | None:
     return _report(cli.trainer)
 
 
+# subcommands other than LightningCLI's: name -> ("module:function", one-line help); each function takes argv
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("lstmvision.cli:run_demo", "train and test the demo predictor on embedded Moving MNIST"),
+    "export": ("lstmvision.export:main", "checkpoint -> model.safetensors + model.json (or ONNX)"),
+    "compare": ("lstmvision.compare:main", "test several checkpoints on one data set, one table"),
+    "extract-features": ("lstmvision.features:main", "per-frame CNN features of videos -> HDF5"),
+    "caption": ("lstmvision.captioning:main", "caption videos with a trained SA-LSTM"),
+}
+
+
+def _command(name: str) -> Any:
+    module, function = _COMMANDS[name][0].split(":")
+    return getattr(import_module(module), function)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lstmvision`` console script."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "demo":
-        run_demo(argv[1:])
-        return
-    if argv and argv[0] == "export":
-        export_main(argv[1:])
-        return
-    if argv and argv[0] == "compare":
-        from lstmvision.compare import main as compare_main
-
-        compare_main(argv[1:])
-        return
-    if argv and argv[0] == "extract-features":
-        from lstmvision.features import main as features_main
-
-        features_main(argv[1:])
-        return
-    if argv and argv[0] == "caption":
-        from lstmvision.captioning import main as caption_main
-
-        caption_main(argv[1:])
+    if argv and argv[0] in _COMMANDS:
+        _command(argv[0])(argv[1:])
         return
     if argv and argv[0] not in (*_SUBCOMMANDS, "-h", "--help", "--version", "--print_config"):
-        known = ", ".join((*_SUBCOMMANDS, "demo", "export", "compare", "extract-features", "caption"))
+        known = ", ".join((*_SUBCOMMANDS, *_COMMANDS))
         sys.exit(f"lstmvision: unknown subcommand {argv[0]!r}; choose one of: {known}")
     try:
         LstmVisionCLI(args=argv)
