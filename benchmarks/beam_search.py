@@ -4,9 +4,9 @@ Two SA-LSTM sizes, each on 64 videos of 26 frames, beam 5, captions of up to 20 
 
 - "default": the model's default size (hidden 512, embedding 256, attention 256), a 3,000-word
   vocabulary and 2,048 features per frame (the size of pooled ResNet-50/Inception features);
-- "msvd config": the network of configs/msvd/sa_lstm.yaml (hidden 512, embedding 468, attention 256,
+- "msvd config": the network of the msvd/sa_lstm config (hidden 512, embedding 468, attention 256,
   a 5,000-word vocabulary, 512 ResNet-18 features per frame);
-- "embedded config": the decoder of configs/captioned_digits/sa_lstm.yaml (hidden 256, embedding 128,
+- "embedded config": the decoder of the captioned_digits/sa_lstm config (hidden 256, embedding 128,
   attention 128, the 46-token vocabulary, 256 features per frame), given features in place of its CNN.
 
 The batched search decodes the 64 videos in one call over 64 x 5 hypotheses; the loop calls the same

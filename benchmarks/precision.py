@@ -5,7 +5,7 @@ Four sizes, 64×64 one-channel frames, 20 frames (10 observed, 10 predicted):
 - ``demo``: ConvLSTM, 2 × 32 hidden, filter 5, patch 4 (16 channels, 16×16), B=16;
 - ``convlstm_s``: ConvLSTM, 4 × 128 hidden, filter 5, patch 4, B=16;
 - ``predrnn``: PredRNN, 4 × 64 hidden, filter 5, patch 4, B=16;
-- ``e3d``: the E3D-LSTM of configs/moving_mnist/e3d_lstm_small.yaml (2 × 32 hidden, patch 8, window 2,
+- ``e3d``: the E3D-LSTM of the moving_mnist/e3d_lstm_small config (2 × 32 hidden, patch 8, window 2,
   recall over the last 4 steps, layer norm), B=16 as there.
 
 For each, in fp32 and under ``torch.autocast("cpu", torch.bfloat16)`` (bf16-mixed as Lightning runs it:

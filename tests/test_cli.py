@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,12 +13,12 @@ from PIL import Image
 from video_files import write_video
 
 from lstmvision.cli import LstmVisionCLI, demo_config, main, run_demo
+from lstmvision.commands.configs import find_config, list_configs
 from lstmvision.data import KTH_ACTIONS
 
-ROOT = Path(__file__).resolve().parents[1]
 # comparison files (a `variants:` list, for `lstmvision compare`) are run by tests/test_compare.py
-COMPARISONS = [p for p in sorted((ROOT / "configs").rglob("*.yaml")) if "\nvariants:" in p.read_text()]
-CONFIGS = [*sorted(set((ROOT / "configs").rglob("*.yaml")) - set(COMPARISONS)), demo_config()]
+COMPARISONS = [p for p in list_configs().values() if "\nvariants:" in p.read_text()]
+CONFIGS = [p for p in list_configs().values() if p not in COMPARISONS]  # the demo config among them
 
 # a tiny run of the demo configuration: 32x32 frames, 4 observed + 4 predicted, one small layer
 TINY = [
@@ -40,6 +41,12 @@ TINY = [
 
 def _run(*argv: str) -> None:
     main(list(argv))
+
+
+def _only(paths: Any) -> Path:
+    """The one path of a glob (a test's own folder inside a run, ``test-<timestamp>``)."""
+    (path,) = paths
+    return Path(path)
 
 
 def _tiny_kth(root: Path, n_frames: int = 52) -> Path:
@@ -200,23 +207,47 @@ def test_every_shipped_config_fits(config: Path, tmp_path: Path) -> None:
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
 
 
+def _fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The one line a command that stops with exit code 2 prints on stderr."""
+    with pytest.raises(SystemExit) as stop:
+        _run(*argv)
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def test_unknown_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        _run("fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
-             "--model.init_args.model.init_args.num_hiden", "[4]")  # fmt: skip
-    assert "num_hiden" in capsys.readouterr().err
+    line = _fails(capsys, "fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
+                  "--model.init_args.model.init_args.num_hiden", "[4]")  # fmt: skip
+    assert line == (
+        "lstmvision fit: unknown option --model.init_args.model.init_args.num_hiden; "
+        "did you mean --model.init_args.model.init_args.num_hidden?"
+    )
 
 
 def test_ill_typed_value_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        _run("fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
-             "--model.init_args.model.init_args.filter_size", "five")  # fmt: skip
-    assert "filter_size" in capsys.readouterr().err
+    line = _fails(capsys, "fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
+                  "--model.init_args.model.init_args.filter_size", "five")  # fmt: skip
+    assert (
+        line
+        == "lstmvision fit: bad value 'five' for --model.init_args.model.init_args.filter_size: expected int"
+    )
 
 
-def test_unknown_subcommand_is_named() -> None:
-    with pytest.raises(SystemExit, match="unknown subcommand 'fti'"):
-        _run("fti")
+def test_a_value_outside_a_choice_gets_the_closest_choice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _fails(capsys, "fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
+                  "--model.init_args.lr_schedule", "cosin")  # fmt: skip
+    assert line == (
+        "lstmvision fit: bad value 'cosin' for --model.init_args.lr_schedule; did you mean 'cosine'? "
+        "(accepted: 'constant', 'cosine')"
+    )
+
+
+def test_unknown_subcommand_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _fails(capsys, "fti").startswith("lstmvision: unknown subcommand 'fti'; did you mean fit?")
 
 
 def test_resume_continues_the_run_where_it_stopped(tmp_path: Path) -> None:
@@ -236,7 +267,7 @@ def test_resume_continues_the_run_where_it_stopped(tmp_path: Path) -> None:
     assert not torch.equal(first["state_dict"][key], second["state_dict"][key])
 
     _run("test", *common, "--ckpt_path", "last")
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((_only(run.glob("test-*")) / "metrics.json").read_text())
     assert metrics["num_sequences"] == 6 and metrics["future_length"] == 4
 
 
@@ -254,7 +285,7 @@ def test_demo_trains_tests_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
 def test_early_recognition_run_reports_accuracy_per_observed_fraction(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = ROOT / "configs" / "actions" / "e3d_lstm_classifier.yaml"
+    config = find_config("actions/e3d_lstm_classifier")
     tiny = ["--config", str(config), "--runs_dir", str(tmp_path),
             "--model.init_args.model.init_args.num_hidden", "[4]",
             "--data.init_args.image_size", "24", "--data.init_args.seq_length", "8",
@@ -264,7 +295,7 @@ def test_early_recognition_run_reports_accuracy_per_observed_fraction(
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
     _run("fit", *tiny)
     _run("test", *tiny, "--ckpt_path", "last")
-    run = tmp_path / "actions_e3d_lstm_classifier" / "version_0"
+    run = _only((tmp_path / "actions_e3d_lstm_classifier" / "version_0").glob("test-*"))
     metrics = json.loads((run / "metrics.json").read_text())
     out = capsys.readouterr().out
     assert f"accuracy {metrics['accuracy']:.4f}" in out and f"over {metrics['count']} test videos" in out
@@ -280,29 +311,44 @@ def test_early_recognition_run_reports_accuracy_per_observed_fraction(
 def test_test_with_ckpt_path_best_takes_the_saved_best_of_the_newest_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = ROOT / "configs" / "actions" / "single_frame.yaml"
+    config = find_config("actions/single_frame")
     tiny = ["--config", str(config), "--runs_dir", str(tmp_path),
             "--data.init_args.image_size", "24", "--data.init_args.seq_length", "4",
             "--data.init_args.train_size", "8", "--data.init_args.val_size", "4",
             "--data.init_args.test_size", "6", "--data.init_args.batch_size", "4",
             "--data.init_args.num_workers", "0", "--trainer.max_epochs", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
-    with pytest.raises(FileNotFoundError, match="--ckpt_path best: no run of this experiment under"):
-        _run("test", *tiny, "--ckpt_path", "best")
+    experiment = tmp_path / "actions_single_frame"
+    line = _fails(capsys, "test", *tiny, "--ckpt_path", "best")
+    assert line == (
+        "lstmvision test: --ckpt_path best: no best-*.ckpt checkpoint of experiment 'actions_single_frame' "
+        f"(searched: no version_* folder in {experiment}); give a checkpoint file or check --experiment / --runs_dir"
+    )
     _run("fit", *tiny)
     run = tmp_path / "actions_single_frame" / "version_0"
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     _run("test", *tiny, "--ckpt_path", "best")
     assert not (run.parent / "version_1").exists(), "testing the best checkpoint stays in its run directory"
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["count"] == 6 and f"accuracy {metrics['accuracy']:.4f}" in capsys.readouterr().out
+    metrics = json.loads((_only(run.glob("test-*")) / "metrics.json").read_text())
+    out = capsys.readouterr().out
+    assert metrics["count"] == 6 and f"accuracy {metrics['accuracy']:.4f}" in out
+    assert f"tested checkpoint: {best}" in out
     best.unlink()
-    with pytest.raises(FileNotFoundError, match=r"--ckpt_path best: no best-\*\.ckpt in .*version_0"):
-        _run("test", *tiny, "--ckpt_path", "best")
+    line = _fails(capsys, "test", *tiny, "--ckpt_path", "best")
+    assert f"(searched: {run / 'checkpoints'})" in line
 
 
-def test_a_patch_size_that_does_not_divide_the_frames_is_refused_before_training(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"patch_size=3 must divide the data's image_size=32"):
+def test_a_patch_size_that_does_not_divide_the_frames_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
         _run("fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path), *TINY,
              "--model.init_args.model.init_args.patch_size", "3")  # fmt: skip
+    # found at set-up, after the run folder was announced: the last line, and the folder is gone again
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2 and last == (
+        "lstmvision fit: the model's patch_size=3 must divide the data's image_size=32 "
+        "(frames are cut into patch_size x patch_size patches)"
+    )
+    assert not (tmp_path / "moving_mnist_demo" / "version_0").exists()
     assert not list(tmp_path.rglob("*.ckpt")), "nothing was trained"

@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from lstmvision.cli import main
+from lstmvision.commands.configs import find_config
 from lstmvision.compare import ComparisonRow, load_comparison, markdown_table
 
-ROOT = Path(__file__).resolve().parents[1]
-MULTIVIEW = ROOT / "configs" / "multiview" / "compare.yaml"
+MULTIVIEW = find_config("multiview/compare")
 
 # every run of the comparison, tiny: one step of training and one test batch
 TINY = [
-    "--trainer.fast_dev_run", "1",
+    "--trainer.max_steps", "1",  # not fast_dev_run: a dry run keeps no run folder (docs/runs.md)
+    "--trainer.limit_val_batches", "1",
+    "--trainer.limit_test_batches", "1",
+    "--trainer.num_sanity_val_steps", "0",
     "--trainer.enable_model_summary", "false",
     "--data.init_args.image_size", "24",
     "--data.init_args.seq_length", "4",

@@ -29,8 +29,8 @@ import pytest
 import torch
 
 from lstmvision.cli import demo_config, main
+from lstmvision.commands.configs import find_config
 
-ROOT = Path(__file__).resolve().parents[1]
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 ONE = ["--trainer.devices", "1", "--trainer.accelerator", "cpu"]
 # 8 training clips, batch 2: 2 steps per rank in one epoch with 2 processes (4 with one);
@@ -58,14 +58,14 @@ PREDICTION = [
     "--data.init_args.seq_length", "8",
 ]  # fmt: skip
 CLASSIFICATION = [
-    "--config", str(ROOT / "configs" / "actions" / "single_frame.yaml"),
+    "--config", str(find_config("actions/single_frame")),
     "--model.init_args.model.init_args.encoder.init_args.channels", "[4, 8]",
     "--model.init_args.model.init_args.encoder.init_args.feature_dim", "8",
     "--data.init_args.image_size", "24",
     "--data.init_args.seq_length", "4",
 ]  # fmt: skip
 CAPTIONING = [
-    "--config", str(ROOT / "configs" / "captioned_digits" / "sa_lstm.yaml"),
+    "--config", str(find_config("captioned_digits/sa_lstm")),
     "--model.init_args.model.init_args.frame_encoder.init_args.channels", "[4, 8]",
     "--model.init_args.model.init_args.frame_encoder.init_args.feature_dim", "8",
     "--model.init_args.model.init_args.feature_size", "8",
@@ -97,6 +97,16 @@ def _only_version(tmp_path: Path, experiment: str) -> Path:
     return versions[0]
 
 
+_evaluated: dict[tuple[Path, str], Path] = {}  # (test folder, experiment name) -> the evaluation's folder
+
+
+def _new_folder(run: Path, subcommand: str, before: set[Path]) -> Path:
+    """The one ``<subcommand>-<timestamp>`` folder an evaluation (rank 0) added to ``run``."""
+    added = set(run.glob(f"{subcommand}-*")) - before
+    assert len(added) == 1, f"expected one {subcommand} folder (rank 0's) in {run}, got {sorted(added)}"
+    return added.pop()
+
+
 def _fit_with_2_processes(tmp_path: Path, base: list[str]) -> Path:
     """Train with 2 processes; check what rank 0 wrote and how many steps were counted; the last.ckpt."""
     _cli(tmp_path, "fit", *base, *COMMON, *DDP, "--experiment", "fit2")
@@ -124,12 +134,13 @@ def _test(
 ) -> dict:
     """Test ``ckpt`` with 2 processes, or with 1 in this process (no interpreter to start) given ``capsys``."""
     argv = ["test", *base, *COMMON, "--ckpt_path", str(ckpt), "--experiment", experiment]
+    before = set(ckpt.parents[1].glob("test-*"))
     if capsys is None:
         out = _cli(tmp_path, *argv, *DDP)
     else:
         main([*argv, *ONE, "--runs_dir", str(tmp_path / "runs")])
         out = capsys.readouterr().out
-    run = _only_version(tmp_path, experiment)
+    run = _evaluated[(tmp_path, experiment)] = _new_folder(ckpt.parents[1], "test", before)
     assert out.count("\noutputs: ") == 1, f"the report must be printed once, by rank 0:\n{out[-3000:]}"
     return json.loads((run / result).read_text())
 
@@ -144,12 +155,12 @@ def test_video_prediction_with_2_processes(tmp_path: Path, capsys: pytest.Captur
             assert two[series][metric] == pytest.approx(value, rel=1e-5), (series, metric)
         for metric, curve in one["per_frame"][series].items():
             assert two["per_frame"][series][metric] == pytest.approx(curve, rel=1e-5), (series, metric)
-    run = _only_version(tmp_path, "test2")
+    run = _evaluated[(tmp_path, "test2")]
     assert (run / "predictions.gif").is_file() and (run / "per_frame_metrics.png").is_file()
     # save_frames=3 from rank 0, whose block holds the set's first 2 clips: the first clips, as with one process
     frames_one = sorted(
-        p.relative_to(_only_version(tmp_path, "test1"))
-        for p in (_only_version(tmp_path, "test1") / "frames").rglob("*.png")
+        p.relative_to(_evaluated[(tmp_path, "test1")])
+        for p in (_evaluated[(tmp_path, "test1")] / "frames").rglob("*.png")
     )
     frames_two = sorted(p.relative_to(run) for p in (run / "frames").rglob("*.png"))
     assert frames_two and set(frames_two) <= set(frames_one), (frames_one, frames_two)
@@ -163,13 +174,14 @@ def test_video_classification_with_2_processes(tmp_path: Path, capsys: pytest.Ca
     assert two["confusion_matrix"] == one["confusion_matrix"]
     for key in ("accuracy", "top5", "mean_class_accuracy"):
         assert two[key] == pytest.approx(one[key], abs=1e-12), key
-    assert (_only_version(tmp_path, "test2") / "confusion_matrix.png").is_file()
+    assert (_evaluated[(tmp_path, "test2")] / "confusion_matrix.png").is_file()
 
     # predict with 2 processes: rank 0 gathers every process's rows and writes them once, in set order
+    before = set(last.parents[1].glob("predict-*"))
     _cli(
         tmp_path, "predict", *CLASSIFICATION, *COMMON, *DDP, "--ckpt_path", str(last), "--experiment", "pred2"
     )
-    with (_only_version(tmp_path, "pred2") / "predictions.csv").open() as handle:
+    with (_new_folder(last.parents[1], "predict", before) / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["index"]) for row in rows] == list(range(5))
     predicted = [int(row["class_index"]) for row in rows]
@@ -185,7 +197,7 @@ def test_video_captioning_with_2_processes(tmp_path: Path, capsys: pytest.Captur
     assert one["num_videos"] == two["num_videos"] == 5  # no video captioned twice
     # rank 0 gathers every process's captions in set order and scores them once
     captions = [
-        json.loads((_only_version(tmp_path, n) / "captions.json").read_text()) for n in ("test1", "test2")
+        json.loads((_evaluated[(tmp_path, n)] / "captions.json").read_text()) for n in ("test1", "test2")
     ]
     assert [c["video_id"] for c in captions[1]] == [c["video_id"] for c in captions[0]]
     assert [c["caption"] for c in captions[1]] == [c["caption"] for c in captions[0]]

@@ -20,6 +20,7 @@ from torch import nn
 from lstmvision._io import UnsafeFileError, check_safe, safe_load
 from lstmvision.cli import demo_config
 from lstmvision.cli import main as cli_main
+from lstmvision.commands.configs import find_config
 from lstmvision.encoders import SmallCNN
 from lstmvision.export import main as export_main
 from lstmvision.models import (
@@ -33,12 +34,11 @@ from lstmvision.models import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 # the tiny demo run of tests/test_cli.py, on 4 training clips, one epoch
 CONVLSTM_RUN = ["--config", str(demo_config()), *TINY, "--data.init_args.train_size", "4",
                 "--data.init_args.val_size", "4", "--trainer.max_epochs", "1"]  # fmt: skip
-CNN_LSTM_RUN = ["--config", str(ROOT / "configs" / "actions" / "cnn_lstm.yaml"),
+CNN_LSTM_RUN = ["--config", str(find_config("actions/cnn_lstm")),
                 "--model.init_args.model.init_args.encoder.init_args.channels", "[4]",
                 "--model.init_args.model.init_args.encoder.init_args.pool_size", "2",
                 "--model.init_args.model.init_args.encoder.init_args.feature_dim", "8",
@@ -81,7 +81,7 @@ def test_convlstm_export_round_trip(convlstm_ckpt: Path, capsys: pytest.CaptureF
     assert document["init_args"]["num_hidden"] == [4] and document["init_args"]["total_length"] == 8
     assert document["task_class"] == "lstmvision.tasks.VideoPredictionTask"
     assert document["source_checkpoint"] == str(convlstm_ckpt.resolve())
-    assert document["source_config"] == str((run / "config.yaml").resolve())
+    assert document["source_config"] == "checkpoint record", "the checkpoint says which network it holds"
     assert document["lstmvision_version"] == "0.1.0"
 
     weights = _network_weights(convlstm_ckpt)
@@ -156,6 +156,24 @@ def test_save_pretrained_round_trip_and_checks(tmp_path: Path) -> None:
     assert isinstance(loaded, nn.Linear) and torch.equal(loaded(x), linear(x))
 
 
+def test_onnx_export_from_the_cli_matches_the_checkpoint(
+    convlstm_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from lstmvision.export_onnx import run_onnx
+
+    folder = export_main(["--checkpoint", str(convlstm_ckpt), "--format", "onnx", "--out", str(tmp_path)])
+    assert folder == tmp_path and str(tmp_path / "model.onnx") in capsys.readouterr().out
+    network = export_main(["--checkpoint", str(convlstm_ckpt), "--out", str(tmp_path / "st")])
+    model = load_pretrained(network).eval()
+    for batch, size in ((1, 16), (3, 24)):  # the graph's batch and frame size are dynamic
+        frames = torch.rand(batch, model.input_length, 1, size, size)
+        with torch.no_grad():
+            expected = model(frames)
+        err = (run_onnx(tmp_path / "model.onnx", frames) - expected).abs().max().item()
+        assert err < 1e-4, f"onnxruntime differs from the checkpoint's network by {err}"
+
+
 # ---------------------------------------------------------------- export errors
 
 
@@ -163,12 +181,23 @@ def test_export_errors_name_the_file_or_key(convlstm_ckpt: Path, tmp_path: Path)
     missing = tmp_path / "none.ckpt"
     with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {missing}"):
         export_main(["--checkpoint", str(missing)])
-    with pytest.raises(ValueError, match="unknown export format 'onnx'; supported: safetensors"):
-        export_main(["--checkpoint", str(convlstm_ckpt), "--format", "onnx"])
+    with pytest.raises(ValueError, match="unknown export format 'gif'; supported: safetensors, onnx"):
+        export_main(["--checkpoint", str(convlstm_ckpt), "--format", "gif"])
 
+    # a checkpoint that contradicts the config given beside it: the differing keys, before any weight
+    with pytest.raises(
+        ValueError,
+        match=r"holds a different network than the config gives: "
+        r"model\.init_args\.model\.init_args\.filter_size: checkpoint 3, config 5",
+    ):
+        export_main(["--checkpoint", str(convlstm_ckpt), "--config", str(demo_config())])
+
+    # a checkpoint written before checkpoints recorded their network needs the run's config
     alone = tmp_path / "alone" / "checkpoints" / "last.ckpt"
     alone.parent.mkdir(parents=True)
-    shutil.copy(convlstm_ckpt, alone)
+    legacy = torch.load(convlstm_ckpt, weights_only=True)
+    del legacy["lstmvision"]
+    torch.save(legacy, alone)
     with pytest.raises(
         FileNotFoundError, match=r"no config found for checkpoint .*last\.ckpt: looked for .*config\.yaml"
     ):
@@ -447,13 +476,24 @@ def test_load_pretrained_never_unpickles(exported: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("kind", ["in_state_dict", "raw_pickle"])
-def test_cli_ckpt_path_refuses_a_crafted_pickle(kind: str, tmp_path: Path) -> None:
+def test_cli_ckpt_path_refuses_a_crafted_pickle(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker = tmp_path / "marker"
     path = _craft(kind, tmp_path / "evil.ckpt", marker)
     tiny = [*TINY, "--data.init_args.test_size", "4"]
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["test", "--config", str(demo_config()), "--runs_dir", str(tmp_path / "runs"), *tiny,
+                  "--ckpt_path", str(path)])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        rf"lstmvision test: refused to load --ckpt_path checkpoint {re.escape(str(path))}.*tensors and plain",
+        err,
+    )
     with pytest.raises(
         UnsafeFileError, match=rf"--ckpt_path checkpoint {re.escape(str(path))}.*tensors and plain"
     ):
         cli_main(["test", "--config", str(demo_config()), "--runs_dir", str(tmp_path / "runs"), *tiny,
-                  "--ckpt_path", str(path)])  # fmt: skip
+                  "--ckpt_path", str(path), "--debug"])  # fmt: skip
     assert not marker.exists(), "the CLI ran the code in the checkpoint"

@@ -100,8 +100,8 @@ def test_two_stacked_layers_match_two_keras_layers() -> None:
     c_k = torch.stack([to_torch(t).permute(0, 3, 1, 2) for t in (c1, c2)])
     errors = {
         "sequence": (y - to_torch(y2).permute(0, 1, 4, 2, 3)).abs().max().item(),
-        "h": (h - h_k).abs().max().item(),
-        "c": (c - c_k).abs().max().item(),
+        "h": (torch.stack(h) - h_k).abs().max().item(),  # h_n, c_n: tuples of per-layer tensors
+        "c": (torch.stack(c) - c_k).abs().max().item(),
     }
     assert max(errors.values()) < 1e-5, f"max abs errors {errors}"
 

@@ -11,10 +11,9 @@ import torch
 
 from lstmvision import precision as prec
 from lstmvision.cli import LstmVisionCLI, demo_config, main
+from lstmvision.commands.configs import find_config
 from lstmvision.metrics import VideoMetrics
 from lstmvision.precision import PrecisionChoice, resolve_precision
-
-ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
     "--model.init_args.model.init_args.num_hidden", "[4]",
@@ -117,7 +116,7 @@ def test_the_cli_parses_auto_and_prints_its_choice(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _cpu(monkeypatch, {"amx_bf16"})
-    config = ROOT / "configs" / "moving_mnist" / "convlstm.yaml"
+    config = find_config("moving_mnist/convlstm")
     assert "precision: auto" in config.read_text()
     cli = LstmVisionCLI(args=["--config", str(config), "--runs_dir", str(tmp_path), *TINY], run=False)
     assert cli.trainer.precision == "bf16-mixed"
@@ -143,7 +142,7 @@ def test_the_cli_parses_auto_and_prints_its_choice(
 
 
 def test_print_config_keeps_auto(capsys: pytest.CaptureFixture[str]) -> None:
-    config = ROOT / "configs" / "moving_mnist" / "convlstm.yaml"
+    config = find_config("moving_mnist/convlstm")
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
@@ -176,8 +175,10 @@ def test_testing_one_checkpoint_in_fp32_and_bf16_reports_fp32_metrics_of_each_fo
     ckpt = run / "checkpoints" / "last.ckpt"
     results = {}
     for value in ("32-true", "bf16-mixed"):
+        before = set(run.glob("test-*"))
         main(["test", *common, "--ckpt_path", "last", "--trainer.precision", value])
-        results[value] = json.loads((run / "metrics.json").read_text())["model"]
+        (folder,) = set(run.glob("test-*")) - before  # each test writes its own folder in the run
+        results[value] = json.loads((folder / "metrics.json").read_text())["model"]
     for value, metrics in results.items():
         assert all(math.isfinite(metrics[k]) for k in ("mse", "mae", "psnr", "ssim")), (value, metrics)
     # the forecasts differ by bf16's rounding of the network, not more: so do the metrics

@@ -6,7 +6,8 @@ mean different things depending on import order); an unknown name lists the know
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Registry"]
@@ -49,9 +50,17 @@ class Registry(Generic[T]):
             raise ValueError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}")
         return self._factories[name]
 
-    def names(self) -> list[str]:
-        """Sorted registered names."""
-        return sorted(self._factories)
+    def names(self, pattern: str | Sequence[str] | None = None) -> list[str]:
+        """Sorted registered names; with ``pattern`` (a shell wildcard such as ``"conv*"``, or several),
+        only those matching one of them (case-sensitive ``fnmatch``, as timm's ``list_models``)."""
+        if pattern is None:
+            return sorted(self._factories)
+        patterns = [pattern] if isinstance(pattern, str) else pattern
+        if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
+            raise TypeError(
+                f"{self.kind} name pattern must be a string such as 'conv*' or a list of them, got {pattern!r}"
+            )
+        return sorted(n for n in self._factories if any(fnmatch.fnmatchcase(n, p) for p in patterns))
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Call the factory registered as ``name`` with ``kwargs``."""

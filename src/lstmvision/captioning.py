@@ -233,21 +233,37 @@ def main(argv: list[str] | None = None) -> CaptionReport:
     parser.add_argument(
         "--config", default=None, help="the run's YAML (default: config.yaml of the checkpoint's run)"
     )
-    parser.add_argument("--beam-size", type=int, default=None, help="beam width (default: the task's)")
     parser.add_argument(
-        "--max-length", type=int, default=None, help="most tokens per caption (default: the model's)"
+        "--beam_size", "--beam-size", type=int, default=None, help="beam width (default: the task's)"
     )
     parser.add_argument(
-        "--length-penalty", type=float, default=None, help="beam ranking score / length**penalty"
+        "--max_length",
+        "--max-length",
+        type=int,
+        default=None,
+        help="most tokens per caption (default: the model's)",
     )
     parser.add_argument(
-        "--attention-maps", type=int, default=4, help="attention-map PNGs for the first N videos"
+        "--length_penalty",
+        "--length-penalty",
+        type=float,
+        default=None,
+        help="beam ranking score / length**penalty",
+    )
+    parser.add_argument(
+        "--attention_maps",
+        "--attention-maps",
+        type=int,
+        default=4,
+        help="attention-map PNGs for the first N videos",
     )
     parser.add_argument("--weights", default=None, help="the feature encoder's weights file, if it has moved")
-    parser.add_argument("--on-error", choices=("skip", "raise"), default="skip", help="an unreadable video")
+    parser.add_argument(
+        "--on_error", "--on-error", choices=("skip", "raise"), default="skip", help="an unreadable video"
+    )
     parser.add_argument("--extensions", nargs="+", default=None, help="video file extensions to look for")
     parser.add_argument("--device", default="cpu", help="torch device")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         report = caption_videos(

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> list[ComparisonRow]:
         "every run (e.g. --trainer.max_epochs 1).",
     )
     parser.add_argument(
-        "--config", required=True, help="comparison file (see configs/multiview/compare.yaml)"
+        "--config", required=True, help="comparison file or packaged config name, e.g. multiview/compare"
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds instead of the file's")
     parser.add_argument("--runs_dir", help="root folder of the runs instead of the file's")

@@ -1,8 +1,9 @@
 """``lstmvision export``: a Lightning checkpoint of a run -> ``model.safetensors`` + ``model.json``.
 
-The checkpoint is read with ``torch.load(weights_only=True)``; the network's constructor arguments
-come from the run's ``config.yaml`` (LightningCLI saves it in ``<run>/``, two levels above
-``<run>/checkpoints/last.ckpt``) or from ``--config``. The exported folder loads without Lightning
+The checkpoint is read with ``torch.load(weights_only=True)``; the network's class and constructor
+arguments come from the checkpoint's own record (:mod:`lstmvision.checkpoints`; a ``--config`` given
+beside it must agree), or, for a checkpoint written before checkpoints carried one, from the run's
+``config.yaml`` (two levels above ``<run>/checkpoints/last.ckpt``) or ``--config``. The exported folder loads without Lightning
 through :func:`lstmvision.models.load_pretrained`. See docs/export.md.
 """
 
@@ -19,6 +20,7 @@ import yaml
 from torch import nn
 
 from lstmvision._io import safe_load
+from lstmvision.checkpoints import RECORD_KEY, check_network, network_record
 from lstmvision.models.pretrained import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -30,7 +32,7 @@ __all__ = ["FORMATS", "LoadedNetwork", "export_checkpoint", "load_network", "mai
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("safetensors",)
+FORMATS = ("safetensors", "onnx")
 _PREFIX = "model."  # the tasks hold the network as `self.model`
 
 
@@ -80,7 +82,7 @@ class LoadedNetwork(NamedTuple):
     model: nn.Module
     checkpoint: dict[str, Any]  # the whole checkpoint (tensors and plain values)
     spec: dict[str, Any]  # the network's class_path / init_args
-    config: Path
+    config: Path | None  # the config the network was built from; None: from the checkpoint's own record
     task_class: str | None
 
 
@@ -105,18 +107,27 @@ def load_network(
         raise ValueError(
             f"checkpoint {ckpt} has no '{_PREFIX}*' weights in its state_dict: not a lstmvision task"
         )
-    config_file = Path(config) if config is not None else _find_config(ckpt)
-    spec, task_class = _model_spec(config_file)
-    if task_class is None and isinstance(saved.get("hyper_parameters"), Mapping):
-        task_class = saved["hyper_parameters"].get("_class_path")
-    model = instantiate_model(
-        spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=f"config {config_file}"
-    )
+    record = network_record(saved)
+    if record is not None:
+        # a self-describing checkpoint (lstmvision.checkpoints): it says which network it holds; a
+        # config given beside it may only agree
+        spec, task_class, config_file = record, saved[RECORD_KEY].get("task"), None
+        if config is not None:
+            given, _ = _model_spec(Path(config))
+            check_network(saved, given, source=ckpt)
+    else:
+        # a checkpoint written before checkpoints carried their network: the run's config.yaml says
+        config_file = Path(config) if config is not None else _find_config(ckpt)
+        spec, task_class = _model_spec(config_file)
+        if task_class is None and isinstance(saved.get("hyper_parameters"), Mapping):
+            task_class = saved["hyper_parameters"].get("_class_path")
+    source = f"config {config_file}" if config_file is not None else f"checkpoint {ckpt}"
+    model = instantiate_model(spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=source)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:
         raise ValueError(
-            f"checkpoint {ckpt} does not fit the {spec['class_path']} of config {config_file}: {error}"
+            f"checkpoint {ckpt} does not fit the {spec['class_path']} of {source}: {error}"
         ) from error
     return LoadedNetwork(model, dict(saved), spec, config_file, task_class)
 
@@ -134,13 +145,16 @@ def export_checkpoint(
     Args:
         checkpoint: a ``.ckpt`` written by ``lstmvision fit``.
         out: output folder; by default ``<run>/export/<checkpoint name>/``.
-        format: only ``"safetensors"``.
+        format: ``"safetensors"`` (``model.safetensors`` + ``model.json``) or ``"onnx"`` (``model.onnx``
+            with dynamic batch, height and width, and time where the network allows; needs the
+            ``onnx`` extra; see :func:`lstmvision.export_onnx.export_network`).
         config: the run's YAML; by default ``config.yaml`` of the checkpoint's run directory.
         trusted_prefixes: packages whose classes the config may name besides ``lstmvision.`` and
             ``torch.nn.`` (see ``load_pretrained``).
 
     Raises:
         FileNotFoundError: the checkpoint or the config is missing.
+        ImportError: ``format="onnx"`` without onnx and onnxruntime installed.
         ValueError: unknown format, a checkpoint holding objects other than tensors and plain values
             (refused, never executed), a config without ``model.init_args.model``, or weights that
             do not fit the network the config describes; every message names the file.
@@ -152,9 +166,23 @@ def export_checkpoint(
         ckpt, config=config, trusted_prefixes=trusted_prefixes
     )
     folder = Path(out) if out is not None else _default_out(ckpt)
+    if format == "onnx":
+        # imported here: onnx and onnxruntime are an optional extra
+        from lstmvision.export_onnx import ONNX_FILE, export_network
+
+        # a network built for one frame size (a flatten head's image_size) is traced at that size
+        image_size = (spec.get("init_args") or {}).get("image_size")
+        frame_size: int | tuple[int, int] = 64
+        if isinstance(image_size, int):
+            frame_size = image_size
+        elif isinstance(image_size, (list, tuple)) and len(image_size) == 2:
+            frame_size = (int(image_size[0]), int(image_size[1]))
+        written = export_network(model, folder / ONNX_FILE, frame_size=frame_size)
+        log.info("exported %s to %s (dynamic axes %s)", ckpt, written.path, written.dynamic_axes)
+        return folder
     metadata = {
         "source_checkpoint": str(ckpt.resolve()),
-        "source_config": str(config_file.resolve()),
+        "source_config": str(config_file.resolve()) if config_file is not None else "checkpoint record",
         "task_class": task_class,
     }
     init_args = spec.get("init_args") or {}
@@ -173,7 +201,11 @@ def main(argv: list[str] | None = None) -> Path:
         f"({WEIGHTS_FILE} + {CONFIG_FILE}); load it with lstmvision.models.load_pretrained.",
     )
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by `lstmvision fit`")
-    parser.add_argument("--format", default="safetensors", help="export format: safetensors")
+    parser.add_argument(
+        "--format",
+        default="safetensors",
+        help="export format: safetensors (for load_pretrained) or onnx (model.onnx, for onnxruntime)",
+    )
     parser.add_argument(
         "--out", default=None, help="output folder (default: <run>/export/<checkpoint name>/)"
     )
@@ -195,5 +227,8 @@ def main(argv: list[str] | None = None) -> Path:
         config=args.config,
         trusted_prefixes=args.trust,
     )
-    print(f"exported {args.checkpoint}:\n  {folder / WEIGHTS_FILE}\n  {folder / CONFIG_FILE}")
+    if args.format == "onnx":
+        print(f"exported {args.checkpoint}:\n  {folder / 'model.onnx'}")
+    else:
+        print(f"exported {args.checkpoint}:\n  {folder / WEIGHTS_FILE}\n  {folder / CONFIG_FILE}")
     return folder

@@ -471,6 +471,7 @@ def _parser() -> argparse.ArgumentParser:
         "--encoder", required=True, help=f"encoder name, one of: {', '.join(list_encoders())}"
     )
     parser.add_argument(
+        "--encoder_args",
         "--encoder-args",
         default="{}",
         help="encoder constructor arguments as a JSON object, e.g. '{\"in_channels\": 3}'",
@@ -479,10 +480,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, required=True, help="frames sampled uniformly per video")
     parser.add_argument("--out", required=True, help="the HDF5 feature file (added to when it exists)")
     parser.add_argument(
-        "--image-size", type=int, help="side of the square frames the encoder sees (default: decoded size)"
+        "--image_size",
+        "--image-size",
+        type=int,
+        help="side of the square frames the encoder sees (default: decoded size)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="frames per encoder call (default 64)")
     parser.add_argument(
+        "--batch_size", "--batch-size", type=int, default=64, help="frames per encoder call (default 64)"
+    )
+    parser.add_argument(
+        "--on_error",
         "--on-error",
         choices=("skip", "raise"),
         default="skip",
@@ -492,7 +499,7 @@ def _parser() -> argparse.ArgumentParser:
         "--extensions", nargs="+", help=f"video file extensions (default: {' '.join(VIDEO_EXTENSIONS)})"
     )
     parser.add_argument("--device", default="cpu", help="where the encoder runs (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
     return parser
 
 

@@ -131,6 +131,7 @@ def test_matches_nn_lstm(num_layers: int, bidirectional: bool, batch_first: bool
     y, (h, c) = lstm(x, state)
     conv_state = None if state is None else tuple(s[..., None, None] for s in state)
     y2, (h2, c2) = conv(x[..., None, None], conv_state)
+    h2, c2 = torch.stack(h2), torch.stack(c2)  # per-layer tuples -> nn.LSTM's (L * D, B, ...)
     err = max(max_err(y, y2[..., 0, 0]), max_err(h, h2[..., 0, 0]), max_err(c, c2[..., 0, 0]))
     assert err < 1e-6, f"max abs error {err:.3g}"
 
@@ -147,6 +148,7 @@ def test_lengths_match_packed_nn_lstm(bidirectional: bool) -> None:
     y_packed, (h, c) = lstm(packed)
     y, _ = pad_packed_sequence(y_packed, batch_first=True, total_length=6)
     y2, (h2, c2) = conv(x[..., None, None], lengths=lengths)
+    h2, c2 = torch.stack(h2), torch.stack(c2)  # per-layer tuples -> nn.LSTM's (L * D, B, ...)
     err = max(max_err(y, y2[..., 0, 0]), max_err(h, h2[..., 0, 0]), max_err(c, c2[..., 0, 0]))
     assert err < 1e-6, f"max abs error {err:.3g}"
 
@@ -173,6 +175,7 @@ def test_batch_items_are_independent(hoist: bool) -> None:
     x2[0] += torch.randn_like(x2[0])
     y, (h, _) = model(x)
     y2, (h2, _) = model(x2)
+    h, h2 = torch.stack(h), torch.stack(h2)  # (L, B, Hc, H, W)
     assert max_err(y[1:], y2[1:]) < 1e-6 and max_err(h[:, 1:], h2[:, 1:]) < 1e-6
     assert max_err(y[0], y2[0]) > 1e-3  # the perturbation does reach item 0
 
@@ -321,21 +324,23 @@ def test_lengths_keep_state_and_zero_output(bidirectional: bool) -> None:
     x = torch.randn(3, 5, 2, 6, 5)
     lengths = torch.tensor([2, 5, 4])
     y, (h, c) = model(x, lengths=lengths)
+    h, c = torch.stack(h), torch.stack(c)  # (L * D, B, Hc, H', W')
     for b, n in enumerate(lengths.tolist()):
         # a clip run alone, cut at its length, gives the same outputs and final state
         y_b, (h_b, c_b) = model(x[b : b + 1, :n])
+        h_b, c_b = torch.stack(h_b), torch.stack(c_b)
         assert max_err(y[b, :n], y_b[0]) < 1e-6 and y[b, n:].abs().sum() == 0
         assert max_err(h[:, b], h_b[:, 0]) < 1e-6 and max_err(c[:, b], c_b[:, 0]) < 1e-6
 
 
 def test_state_passed_back_continues_the_sequence() -> None:
     torch.manual_seed(0)
-    model = ConvLSTM(2, [3, 4], 3, 2).eval()  # layers of different sizes: states are lists
+    model = ConvLSTM(2, [3, 4], 3).eval()  # layers of different sizes; the list sets num_layers=2
     x = torch.randn(2, 6, 2, 5, 5)
     y, (h, c) = model(x)
     y1, state = model(x[:, :2])
     y2, (h2, c2) = model(x[:, 2:], state)
-    assert isinstance(h, list) and [t.shape[1] for t in h] == [3, 4]
+    assert isinstance(h, tuple) and [t.shape[1] for t in h] == [3, 4]
     err = max([max_err(y, torch.cat([y1, y2], dim=1))] + [max_err(a, b) for a, b in zip(h + c, h2 + c2)])
     assert err < 1e-6, f"max abs error {err:.3g}"
 
@@ -349,14 +354,16 @@ def test_go_backwards_reads_each_clip_reversed() -> None:
     assert max_err(backward(x)[0], forward(x.flip(1))[0]) < 1e-6  # outputs stay in reading order
     y, (h, _) = backward(x, lengths=torch.tensor([4, 2]))
     y_b, (h_b, _) = forward(x[1:, :2].flip(1))
-    assert max_err(y[1, :2], y_b[0]) < 1e-6 and max_err(h[:, 1], h_b[:, 0]) < 1e-6
+    assert max_err(y[1, :2], y_b[0]) < 1e-6 and max_err(h[0][1], h_b[0][0]) < 1e-6
     assert y[1, 2:].abs().sum() == 0
 
 
 def test_stacked_state_layout_matches_nn_lstm() -> None:
     model = ConvLSTM(2, 3, 3, 3, bidirectional=True, stride=1)
     y, (h, c) = model(torch.randn(2, 4, 2, 5, 6))
-    assert y.shape == (2, 4, 6, 5, 6) and h.shape == c.shape == (6, 2, 3, 5, 6)
+    # one row per layer and direction, stacked into nn.LSTM's (L * D, B, ...) when the shapes agree
+    assert y.shape == (2, 4, 6, 5, 6) and torch.stack(h).shape == torch.stack(c).shape == (6, 2, 3, 5, 6)
+    assert torch.equal(h[-1], y[:, 0, 3:])  # the top backward row is that direction's output at t = 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -428,9 +435,7 @@ def test_sequence_rejects_bad_input() -> None:
         model(x, torch.zeros(2, 2, 3, 5, 5))
     with pytest.raises(ValueError, match=r"h_0 must have shape \[\(2, 3, 5, 5\), \(2, 4, 5, 5\)\]"):
         ConvLSTM(2, [3, 4], 3, 2)(x, (torch.zeros(2, 2, 3, 5, 5),) * 2)
-    with pytest.raises(
-        ValueError, match=r"hidden_channels must be an int or 2 ints \(num_layers\), got \[3\]"
-    ):
+    with pytest.raises(ValueError, match=r"hidden_channels \[3\] sets 1 layer\(s\) but num_layers=2"):
         ConvLSTM(2, [3], 3, 2)
     with pytest.raises(ValueError, match="dropout must be in"):
         ConvLSTM(2, 3, dropout=1.5)

@@ -433,7 +433,7 @@ def test_sequence_rejects_bad_input() -> None:
     ("args", "kwargs", "match"),
     [
         ((3, 3, 0), {}, "num_layers must be >= 1, got 0"),
-        (([3],), dict(num_layers=2), r"hidden_channels must be an int or 2 ints \(num_layers\), got \[3\]"),
+        (([3],), dict(num_layers=2), r"hidden_channels \[3\] sets 1 layer\(s\) but num_layers=2"),
         ((3,), dict(window_stride=0), r"window_stride must be in \[1, window_length=2\], got 0"),
         ((3,), dict(window_stride=3), r"window_stride must be in \[1, window_length=2\], got 3"),
         ((3,), dict(window_length=0), "window_length must be >= 1, got 0"),

@@ -178,5 +178,5 @@ def test_memories_stay_float32_under_autocast() -> None:
     layer = ConvLSTM(2, 3, 3)
     with torch.autocast("cpu", torch.bfloat16):
         y, (h_n, c_n) = layer(torch.rand(2, 3, 2, 5, 5))
-    assert c_n.dtype == torch.float32, c_n.dtype
-    assert y.dtype == h_n.dtype == torch.bfloat16, (y.dtype, h_n.dtype)
+    assert c_n[0].dtype == torch.float32, c_n[0].dtype
+    assert y.dtype == h_n[0].dtype == torch.bfloat16, (y.dtype, h_n[0].dtype)

@@ -369,7 +369,7 @@ def test_cell_rejects_bad_input() -> None:
         cell(x, (torch.zeros(5, 4), torch.zeros(5, 3)))
     with pytest.raises(ValueError, match="state must be a pair"):
         cell(x, (torch.zeros(5, 4),))
-    with pytest.raises(ValueError, match="got str"):
+    with pytest.raises(TypeError, match=r"as torch\.Tensor\(s\), got str"):
         cell("views")  # type: ignore[arg-type]
 
 

@@ -247,7 +247,12 @@ def test_any_spatial_size() -> None:
     model = SpatioTemporalLSTM(2, 3, 4, 2)
     for size in [(5, 7), (12, 8)]:
         y, (h, c, m) = model(torch.randn(2, 3, 2, *size))
-        assert y.shape == (2, 3, 3, *size) and h.shape == c.shape == (2, 2, 3, *size)
+        assert y.shape == (2, 3, 3, *size) and torch.stack(h).shape == torch.stack(c).shape == (
+            2,
+            2,
+            3,
+            *size,
+        )
         assert m.shape == (1, 2, 3, *size)
 
 
@@ -259,6 +264,7 @@ def test_batch_items_are_independent() -> None:
     x2[0] += torch.randn_like(x2[0])
     y, (h, _, m) = model(x)
     y2, (h2, _, m2) = model(x2)
+    h, h2 = torch.stack(h), torch.stack(h2)  # one width: nn.LSTM's stacked layout
     assert max(max_err(y[1:], y2[1:]), max_err(h[:, 1:], h2[:, 1:]), max_err(m[:, 1:], m2[:, 1:])) < 1e-6
     assert max_err(y[0], y2[0]) > 1e-3  # the perturbation does reach item 0
 
@@ -289,6 +295,7 @@ def test_bidirectional_is_a_forward_and_a_reversed_run() -> None:
         single.cells.load_state_dict(nn.ModuleList(model.cells[d::2]).state_dict())
         runs.append(single(x if d == 0 else x.flip(1)))
     (y_f, (h_f, c_f, m_f)), (y_b, (h_b, c_b, m_b)) = runs
+    h, c, h_f, c_f, h_b, c_b = (torch.stack(s) for s in (h, c, h_f, c_f, h_b, c_b))
     assert y.shape == (2, 4, 6, 5, 5) and h.shape == c.shape == (4, 2, 3, 5, 5) and m.shape == (2, 2, 3, 5, 5)
     err = max(
         max_err(y, torch.cat([y_f, y_b.flip(1)], dim=2)),
@@ -313,22 +320,25 @@ def test_batch_first_false_is_the_transpose() -> None:
     x = torch.randn(2, 4, 2, 5, 5)
     y, (h, _, m) = model(x, lengths=torch.tensor([4, 2]))
     y_t, (h_t, _, m_t) = time_first(x.transpose(0, 1), lengths=torch.tensor([4, 2]))
+    h, h_t = torch.stack(h), torch.stack(h_t)
     assert max(max_err(y, y_t.transpose(0, 1)), max_err(h, h_t), max_err(m, m_t)) < 1e-6
 
 
 def test_state_passed_back_continues_the_sequence() -> None:
     torch.manual_seed(0)
-    model = SpatioTemporalLSTM(2, [3, 4], 3, 2).eval()  # widths differ: h_n and c_n are lists
+    model = SpatioTemporalLSTM(2, [3, 4], 3, 2).eval()  # h_n and c_n: tuples of per-layer tensors
     x = torch.randn(2, 6, 2, 5, 5)
     y, (h, c, m) = model(x)
     y1, state = model(x[:, :2])
     y2, (h2, c2, m2) = model(x[:, 2:], state)
-    assert isinstance(h, list) and [t.shape[1] for t in h] == [3, 4] and m.shape == (1, 2, 4, 5, 5)
+    assert isinstance(h, tuple) and [t.shape[1] for t in h] == [3, 4] and m.shape == (1, 2, 4, 5, 5)
     err = max(
         [max_err(y, torch.cat([y1, y2], dim=1)), max_err(m, m2)]
         + [max_err(a, b) for a, b in zip(h + c, h2 + c2)]
     )
     assert err < 1e-6, f"max abs error {err:.3g}"
+    _, (h_same, _, _) = SpatioTemporalLSTM(2, [3, 3], 3, 2)(x)
+    assert isinstance(h_same, tuple) and len(h_same) == 2, "the same type when every layer has one width"
 
 
 def test_between_layer_dropout_only_in_training() -> None:
@@ -446,7 +456,7 @@ def test_step_rejects_bad_input() -> None:
         (dict(num_layers=0), "num_layers must be >= 1, got 0"),
         (
             dict(hidden_channels=[3], num_layers=2),
-            r"hidden_channels must be an int or 2 ints \(num_layers\), got \[3\]",
+            r"hidden_channels \[3\] sets 1 layer\(s\) but num_layers=2",
         ),
         (dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
         (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),

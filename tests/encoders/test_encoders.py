@@ -383,6 +383,19 @@ def test_wrong_rank_or_channel_count_is_refused(name: str) -> None:
         encoder(torch.rand(1, C + 1, 16, 16))
 
 
+@pytest.mark.parametrize("name", list_encoders())
+def test_numpy_frames_are_a_type_error_and_channels_last_frames_get_the_permute(name: str) -> None:
+    encoder, x = _build(name)
+    C = x.shape[1]
+    with pytest.raises(TypeError, match=r"expects x to be a torch\.Tensor, got numpy\.ndarray"):
+        encoder(x.numpy())
+    channels_last = x.permute(0, 2, 3, 1)  # (N, H, W, C)
+    with pytest.raises(ValueError, match=rf"with C={C}, .*channels-last: use x\.permute\(0, 3, 1, 2\)"):
+        encoder(channels_last)
+    encoder.eval()
+    assert torch.equal(encoder(channels_last.permute(0, 3, 1, 2))[1], encoder(x)[1])
+
+
 @pytest.mark.parametrize("cls", [VGGM, MobileNetV2, ResNet18])
 @pytest.mark.parametrize("width", [0.0, -1.0])
 def test_width_multiplier_must_be_positive(cls: type, width: float) -> None:
@@ -495,6 +508,9 @@ def test_external_encoder_honours_weights_and_trainable(tmp_path: Path) -> None:
 
 def test_list_encoders() -> None:
     assert list_encoders() == ["mobilenet_v2", "resnet18", "small_cnn", "vgg_m"]
+    assert list_encoders("*net*") == ["mobilenet_v2", "resnet18"]
+    assert list_encoders(["vgg*", "small_*"]) == ["small_cnn", "vgg_m"]
+    assert list_encoders("Resnet*") == []  # case-sensitive, as timm
     assert isinstance(create_encoder("small_cnn", in_channels=1, channels=(4,)), SmallCNN)
 
 

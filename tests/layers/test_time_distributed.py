@@ -66,6 +66,37 @@ def test_wrong_rank_is_refused() -> None:
         TimeDistributed(nn.Linear(3, 2), input_rank=2)
 
 
+def test_the_rank_is_read_from_the_module_when_not_given() -> None:
+    # a Conv2d takes (N, C, H, W) steps, so the sequence must be (B, T, C, H, W); a rank-4 clip would
+    # otherwise be folded to (B*C, H, W) and fail inside the convolution
+    encoder = SmallCNN(in_channels=3, channels=(4,), pool_size=2, feature_dim=5)
+    with pytest.raises(
+        ValueError,
+        match=r"TimeDistributed\(SmallCNN\) expects a rank-5 input \(B, T, C, H, W\) .*got shape \(2, 3, 8, 8\)",
+    ):
+        TimeDistributed(encoder)(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"expects a rank-4 input \(B, T, C, L\) .*got shape \(2, 3, 4\)"):
+        TimeDistributed(nn.Conv1d(4, 2, 3))(torch.rand(2, 3, 4))
+    with pytest.raises(ValueError, match=r"expects a rank-6 input \(B, T, C, D, H, W\)"):
+        TimeDistributed(nn.Sequential(nn.BatchNorm3d(2), nn.Conv3d(2, 2, 1)))(torch.rand(2, 3, 2, 4, 4))
+    # the right rank runs, and a Linear first accepts any rank >= 3
+    maps, _ = TimeDistributed(encoder)(torch.rand(2, 3, 3, 8, 8))
+    assert maps.shape[:3] == (2, 3, 4)
+    out = TimeDistributed(nn.Sequential(nn.Linear(4, 2), nn.ReLU()))(torch.ones(2, 3, 5, 4))
+    assert out.shape == (2, 3, 5, 2)
+
+
+def test_a_numpy_input_is_a_type_error() -> None:
+    with pytest.raises(
+        TypeError, match=r"TimeDistributed\(Linear\) expects x to be a torch\.Tensor, got numpy"
+    ):
+        TimeDistributed(nn.Linear(3, 2))(torch.rand(2, 5, 3).numpy())
+    with pytest.raises(
+        TypeError, match=r"stack_frames expects frames to be a torch\.Tensor, got builtins\.list"
+    ):
+        stack_frames([[0.0]], 1)  # type: ignore[arg-type]
+
+
 def test_a_module_returning_something_else_is_named() -> None:
     class Bad(nn.Module):
         def forward(self, x: torch.Tensor) -> dict:

@@ -122,3 +122,34 @@ def test_registry_refuses_a_duplicate_name() -> None:
 def test_unknown_model_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown model 'nope'; known models: .*convlstm"):
         create_model("nope")
+
+
+def test_list_models_filters_with_shell_wildcards_as_timm() -> None:
+    every = list_models()
+    assert list_models("conv*") == ["convlstm"]
+    assert list_models("*lstm") == [name for name in every if name.endswith("lstm")]
+    assert list_models(["e3d*", "predrnn"]) == ["e3d_lstm", "e3d_lstm_classifier", "predrnn"]
+    assert list_models("*") == every and list_models("CONV*") == []  # case-sensitive
+    with pytest.raises(TypeError, match=r"model name pattern must be a string such as 'conv\*'.*got 3"):
+        list_models(3)  # type: ignore[arg-type]
+
+
+def test_pretrained_false_is_the_default_and_true_says_no_weights_ship_yet() -> None:
+    kwargs, _ = SMALL["convlstm"]
+    torch.manual_seed(0)
+    default = create_model("convlstm", **kwargs)
+    torch.manual_seed(0)
+    explicit = create_model("convlstm", pretrained=False, **kwargs)
+    assert all(
+        torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values())
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"no pretrained weights are available for model 'convlstm' \(models with pretrained "
+        r"weights: none yet\); use pretrained=False, or load .*load_pretrained",
+    ):
+        create_model("convlstm", pretrained=True, **kwargs)
+    with pytest.raises(ValueError, match="unknown model 'nope'"):  # the name is checked first
+        create_model("nope", pretrained=True)
+    with pytest.raises(ValueError, match="pretrained must be True or False, got 'yes'"):
+        create_model("convlstm", pretrained="yes")  # type: ignore[arg-type]

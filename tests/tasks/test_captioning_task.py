@@ -19,6 +19,7 @@ from video_files import write_video
 from lstmvision.captioning import caption_videos
 from lstmvision.cli import LstmVisionCLI
 from lstmvision.cli import main as cli_main
+from lstmvision.commands.configs import find_config
 from lstmvision.data import (
     CaptionedDigits,
     CaptionedDigitsDataModule,
@@ -34,7 +35,7 @@ from lstmvision.tasks import CaptioningTask
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE, STEPS = 40, 4
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "captioned_digits" / "sa_lstm.yaml"
+CONFIG = find_config("captioned_digits/sa_lstm")
 
 
 def _data(**kwargs: Any) -> CaptionedDigitsDataModule:
@@ -284,7 +285,7 @@ def test_config_trains_and_tests_through_the_cli(tmp_path: Path) -> None:
     cli = LstmVisionCLI(args=["fit", *args])
     assert cli.trainer.global_step == 2
     LstmVisionCLI(args=["test", *args, "--ckpt_path", "best"])
-    run = tmp_path / "captioned_digits_sa_lstm" / "version_0"
+    (run,) = (tmp_path / "captioned_digits_sa_lstm" / "version_0").glob("test-*")  # the test's own folder
     scores = json.loads((run / "scores.json").read_text())
     assert scores["num_videos"] == 2 and "CIDEr" in scores["model"]
 

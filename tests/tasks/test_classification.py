@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lstmvision.data import VideoDataModule
 from lstmvision.tasks import VideoClassificationTask
 
 NUM_CLASSES = 4
@@ -210,7 +211,9 @@ def test_multi_clip_logits_are_the_mean_of_per_clip_logits_from_one_call() -> No
     torch.testing.assert_close(got, expected)
 
 
-def test_predict_writes_class_names_and_probabilities(tmp_path: Path) -> None:
+def test_predict_writes_class_names_and_probabilities(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     torch.manual_seed(2)
     clips, _ = _data(5)
     task = VideoClassificationTask(_MeanLinear(), class_names=["a", "b", "c", "d"])
@@ -219,12 +222,42 @@ def test_predict_writes_class_names_and_probabilities(tmp_path: Path) -> None:
     with torch.no_grad():
         probabilities = task.model(clips).softmax(1)
     torch.testing.assert_close(torch.cat([o["probabilities"] for o in out]), probabilities)
-    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_0" / "predictions.csv").open()))
+    path = tmp_path / "lightning_logs" / "version_0" / "predictions.csv"
+    assert capsys.readouterr().out.splitlines() == [f"predictions: {path}"]
+    rows = list(csv.DictReader(path.open()))
     assert [row["index"] for row in rows] == ["0", "1", "2", "3", "4"]
+    # clips of a loader given directly: no file, a stable id each
+    assert [row["video"] for row in rows] == [f"predict/{i}" for i in range(5)]
     assert [row["class_name"] for row in rows] == ["abcd"[i] for i in probabilities.argmax(1).tolist()]
     assert [float(row["probability"]) for row in rows] == pytest.approx(
         probabilities.max(1).values.tolist(), abs=1e-6
     )
+    # top-k with k = min(5, num_classes) = 4: every class, most probable first
+    ranked = probabilities.sort(dim=1, descending=True, stable=True)
+    for row, values, indices in zip(rows, ranked.values.tolist(), ranked.indices.tolist()):
+        assert [row[f"top{r}_class"] for r in range(1, 5)] == ["abcd"[i] for i in indices]
+        assert [float(row[f"top{r}_probability"]) for r in range(1, 5)] == pytest.approx(values, abs=1e-6)
+        assert "top5_class" not in row
+
+
+def test_predict_rows_name_the_video_files_of_a_data_module(tmp_path: Path) -> None:
+    # three classes of two tiny frame folders each; a third of each class is the test set
+    for name in ("left", "right", "still"):
+        for number in range(3):
+            folder = tmp_path / "videos" / name / f"{name}_{number}"
+            folder.mkdir(parents=True)
+            for frame in range(3):
+                Image.new("RGB", (6, 6), (40 * number, 80 * frame, 0)).save(folder / f"f{frame}.png")
+    data = VideoDataModule(
+        str(tmp_path / "videos"), num_frames=2, resize=None, crop_size=None, val_fraction=0.0,
+        test_fraction=0.34, batch_size=2,
+    )  # fmt: skip
+    task = VideoClassificationTask(_MeanLinear(channels=3, num_classes=3))
+    _trainer(tmp_path).predict(task, datamodule=data)
+    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_0" / "predictions.csv").open()))
+    tested = data.splits.test if data.splits is not None else []
+    assert len(tested) == 3 and [row["video"] for row in rows] == [str(s.path) for s in tested]
+    assert all(row["top3_class"] in task.class_names for row in rows)  # the folders' names
 
 
 def test_label_smoothing_changes_the_loss_as_cross_entropy_says() -> None:

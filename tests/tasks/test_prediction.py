@@ -107,11 +107,13 @@ def test_training_lowers_the_loss_and_uses_scheduled_sampling(tmp_path) -> None:
     assert task.model.sampling_probability(trainer.global_step) == 0.0
 
 
-def test_predict_forecasts_the_requested_horizon(tmp_path) -> None:
+def test_predict_forecasts_the_requested_horizon(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     task = _task(predict_future=5)
     out = _trainer(tmp_path).predict(task, datamodule=_Clips(_moving_squares(4)[:, :3], batch_size=2))
     assert [tuple(o.shape) for o in out] == [(2, 5, 1, 12, 12)] * 2
-    saved = torch.load(tmp_path / "lightning_logs" / "version_0" / "predictions.pt", weights_only=True)
+    path = tmp_path / "lightning_logs" / "version_0" / "predictions.pt"
+    assert capsys.readouterr().out.splitlines() == [f"predictions: {path}"]
+    saved = torch.load(path, weights_only=True)
     assert saved["predictions"].dtype == torch.uint8
     torch.testing.assert_close(
         saved["predictions"].float() / 255, torch.cat(out), rtol=0, atol=0.5 / 255 + 1e-6

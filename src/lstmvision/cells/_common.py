@@ -3,21 +3,83 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NoReturn
 
 import torch
 from torch import Tensor, nn
 
 
-def layer_channels(hidden_channels: int | Sequence[int], num_layers: int) -> list[int]:
-    """Hidden channels per layer from one int or ``num_layers`` ints, or a ValueError naming the mismatch."""
-    if num_layers < 1:
+def layer_channels(hidden_channels: int | Sequence[int], num_layers: int | None = None) -> list[int]:
+    """Hidden channels per layer: one int repeated ``num_layers`` times (default 1), or one per layer.
+
+    A list sets the number of layers by its length (``ConvLSTM(1, [32, 16], 3)`` has two), so
+    ``num_layers`` may be left out; given, it must agree, or the ValueError names both numbers.
+    """
+    if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int)):
+        raise ValueError(f"num_layers must be an int >= 1 or None, got {num_layers!r}")
+    if isinstance(hidden_channels, bool) or not isinstance(hidden_channels, (int, Sequence)):
+        raise ValueError(f"hidden_channels must be an int or a list of ints, got {hidden_channels!r}")
+    if isinstance(hidden_channels, int):
+        hidden = [hidden_channels] * (1 if num_layers is None else num_layers)
+    else:
+        hidden = list(hidden_channels)
+        if num_layers is not None and len(hidden) != num_layers:
+            raise ValueError(
+                f"hidden_channels {hidden} sets {len(hidden)} layer(s) but num_layers={num_layers}: "
+                "leave num_layers out or make them agree"
+            )
+    if num_layers is not None and num_layers < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-    hidden = [hidden_channels] * num_layers if isinstance(hidden_channels, int) else list(hidden_channels)
-    if len(hidden) != num_layers:
-        raise ValueError(
-            f"hidden_channels must be an int or {num_layers} ints (num_layers), got {hidden_channels!r}"
-        )
+    if not hidden:
+        raise ValueError("hidden_channels must list at least one layer, got []")
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden):
+        raise ValueError(f"hidden_channels must be >= 1 (an int, or one per layer), got {hidden_channels!r}")
     return hidden
+
+
+def check_tensor(who: str, x: object, name: str = "x") -> None:
+    """A TypeError naming the expected and the received type unless ``x`` is a ``torch.Tensor``.
+
+    The first check of every entry point: a NumPy array or a list would otherwise fail later with
+    "object has no attribute 'dim'", which says nothing about what to pass instead.
+    """
+    if isinstance(x, Tensor):
+        return
+    hint = " (convert it with torch.from_numpy(x))" if type(x).__module__ == "numpy" else ""
+    raise TypeError(
+        f"{who} expects {name} to be a torch.Tensor, got {type(x).__module__}.{type(x).__name__}{hint}"
+    )
+
+
+def check_channels(who: str, x: Tensor, channels: int, axis: int) -> None:
+    """A ValueError unless ``x.shape[axis] == channels``; for a likely channels-last input (the last axis
+    holds ``channels``) the message shows the ``permute`` that moves it into place."""
+    axis = axis % x.dim()
+    if x.shape[axis] == channels:
+        return
+    message = f"{who} expects {channels} channels, got {x.shape[axis]} in {tuple(x.shape)}"
+    if x.shape[-1] == channels and axis != x.dim() - 1:
+        # channels last, e.g. (B, T, H, W, C) from NumPy or Keras: move the last axis to `axis`
+        order = [*range(axis), x.dim() - 1, *range(axis, x.dim() - 1)]
+        message += f"; it looks channels-last: use x.permute({', '.join(map(str, order))})"
+    raise ValueError(message)
+
+
+class NotScriptable:
+    """Mixin for modules that refuse ``torch.jit.script`` with a message saying what to use instead.
+
+    TorchScript is deprecated since PyTorch 2.x (``torch.jit.script`` warns so) and cannot compile these
+    modules (keyword-only arguments, NamedTuple states under postponed annotations, the lazily compiled
+    gate functions); ``torch.compile`` handles them, and ONNX export traces them (docs/convlstm.md).
+    ``torch.jit.script`` calls ``__prepare_scriptable__`` on the module and every submodule first.
+    """
+
+    def __prepare_scriptable__(self) -> NoReturn:
+        raise RuntimeError(
+            f"{type(self).__name__} does not support torch.jit.script (TorchScript is deprecated in "
+            "PyTorch 2.x): use torch.compile(module) to speed it up, or lstmvision.export_onnx / "
+            "torch.jit.trace to export it; see docs/convlstm.md"
+        )
 
 
 def memory_channels_of(in_channels: int, hidden_channels: int, memory_channels: int | None) -> int:
@@ -97,7 +159,11 @@ def split_views(
         if bad:
             raise ValueError(f"{who} expects x {layout}, got a view of shape {bad[0]}")
     else:
-        raise ValueError(f"{who} expects x {layout}, got {type(x).__name__}")
+        # a NumPy array or a list of them: the wrong type, whatever its shape
+        got = type(x).__name__
+        if isinstance(x, (list, tuple)):
+            got += " of " + ", ".join(sorted({type(v).__name__ for v in x}))
+        raise TypeError(f"{who} expects x {layout} as torch.Tensor(s), got {got}")
     if len(views) != V:
         raise ValueError(f"{who} expects {V} views, got {len(views)}")
     for k, (view, size) in enumerate(zip(views, sizes)):

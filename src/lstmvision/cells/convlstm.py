@@ -17,9 +17,12 @@ from torch import Tensor, nn
 
 from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
+    NotScriptable,
+    check_channels,
     check_input_dtype,
     check_lengths,
     check_rate,
+    check_tensor,
     layer_channels,
     reversal_index,
     reverse_time,
@@ -56,7 +59,7 @@ def _tf_same(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, i
     return total // 2, total - total // 2
 
 
-class ConvLSTMCell(nn.Module):
+class ConvLSTMCell(NotScriptable, nn.Module):
     r"""One ConvLSTM step; ``*`` is a convolution, ``∘`` the elementwise product.
 
     .. math::
@@ -289,14 +292,14 @@ class ConvLSTMCell(nn.Module):
         return h, ConvLSTMState(h, c)
 
     def _check_input(self, x_t: Tensor) -> None:
+        check_tensor("ConvLSTMCell", x_t, "x_t")
         if x_t.dim() != 4:
             raise ValueError(f"ConvLSTMCell expects x_t (B, C, H, W), got shape {tuple(x_t.shape)}")
         check_input_dtype("ConvLSTMCell", x_t, self)
-        if x_t.shape[1] != self.in_channels:
-            raise ValueError(f"ConvLSTMCell expects {self.in_channels} channels, got {x_t.shape[1]}")
+        check_channels("ConvLSTMCell", x_t, self.in_channels, 1)
 
 
-class ConvLSTM(nn.Module):
+class ConvLSTM(NotScriptable, nn.Module):
     r"""Stacked, optionally bidirectional :class:`ConvLSTMCell` over clips, with ``nn.LSTM``'s interface.
 
     Layer ``l`` in direction ``d`` is ``cells[l * D + d]`` (D = 2 if bidirectional else 1), the row
@@ -305,10 +308,11 @@ class ConvLSTM(nn.Module):
 
     Args:
         in_channels: channels C of a frame.
-        hidden_channels: Hc of every layer (int) or one per layer (list of ``num_layers`` ints).
+        hidden_channels: Hc of every layer (int) or one per layer (a list, whose length is then L).
         kernel_size, stride, dilation, padding, bias, peephole, layer_norm: every cell's options
             (:class:`ConvLSTMCell`); a stride downsamples again in every layer.
-        num_layers: stacked layers L.
+        num_layers: stacked layers L; ``None`` (default): the length of a ``hidden_channels`` list, else
+            1. Given with a list, it must equal the list's length.
         batch_first: ``x`` is ``(B, T, ...)``; else ``(T, B, ...)``. States are always batch second.
         bidirectional: add a layer reading each clip backwards from its own last valid step.
         dropout: dropout on the outputs of every layer but the last (``nn.LSTM``'s ``dropout``).
@@ -321,12 +325,17 @@ class ConvLSTM(nn.Module):
 
     Shape:
         - x: ``(B, T, C, H, W)``; lengths: ``(B,)`` integers in ``[1, T]``.
-        - state ``(h_0, c_0)`` and returned ``(h_n, c_n)``: each ``(L * D, B, Hc, H', W')``.
+        - returned ``(h_n, c_n)``: always two tuples of ``L * D`` tensors, row ``l * D + d`` of shape
+          ``(B, Hc_l, H'_l, W'_l)`` (``nn.LSTM``'s row order), whatever the layer widths;
+          ``torch.stack(h_n)`` is ``nn.LSTM``'s ``(L * D, B, ...)`` tensor when every layer has one shape.
+        - state ``(h_0, c_0)``: the same tuples (or lists), or, when every layer has one shape, stacked
+          tensors ``(L * D, B, Hc, H', W')`` as ``nn.LSTM`` takes them.
         - output: ``(B, T, D * Hc_last, H'_L, W'_L)``, zero at steps past a clip's length.
 
     Differences from the reference implementation:
-        - When layers differ in Hc or resolution, ``h_n``/``c_n`` (and ``h_0``/``c_0``) are lists of
-          ``L * D`` tensors ``(B, Hc_l, H'_l, W'_l)`` instead of one stacked tensor.
+        - ``h_n`` and ``c_n`` are tuples of per-layer tensors, not ``nn.LSTM``'s stacked tensors: layers
+          may differ in width or resolution, and one return type whatever the widths is less surprising
+          than a type that changes with them.
         - ``dropout`` is ``nn.LSTM``'s (between layers); Keras's ``dropout`` is ``input_dropout`` here.
         - ``go_backwards`` with several layers reverses once, where stacked Keras layers that each have
           ``go_backwards=True`` would reverse again at every layer.
@@ -337,7 +346,7 @@ class ConvLSTM(nn.Module):
         in_channels: int,
         hidden_channels: int | Sequence[int],
         kernel_size: _Pair = 3,
-        num_layers: int = 1,
+        num_layers: int | None = None,
         *,
         batch_first: bool = True,
         bidirectional: bool = False,
@@ -355,6 +364,7 @@ class ConvLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden = layer_channels(hidden_channels, num_layers)
+        num_layers = len(hidden)
         check_rate(dropout, "dropout")
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
         self.batch_first, self.bidirectional, self.go_backwards = batch_first, bidirectional, go_backwards
@@ -383,8 +393,9 @@ class ConvLSTM(nn.Module):
         x: Tensor,
         state: tuple[Tensor | Sequence[Tensor], Tensor | Sequence[Tensor]] | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor] | tuple[list[Tensor], list[Tensor]]]:
-        """Run every layer over the clips; returns ``(output, (h_n, c_n))`` as ``nn.LSTM``."""
+    ) -> tuple[Tensor, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]:
+        """Run every layer over the clips; returns ``(output, (h_n, c_n))``, ``h_n`` and ``c_n`` tuples of
+        ``L * D`` per-layer tensors (see the class docstring)."""
         x = self._check_input(x)
         B, T, _, H, W = x.shape
         lengths = check_lengths(lengths, B, T, x.device)
@@ -414,9 +425,7 @@ class ConvLSTM(nn.Module):
             if layer < self.num_layers - 1 and self.dropout > 0.0:
                 x = F.dropout(x, self.dropout, self.training)
         output = x if self.batch_first else x.transpose(0, 1)
-        if len(set(shapes)) == 1:
-            return output, (torch.stack(h_n), torch.stack(c_n))
-        return output, (h_n, c_n)
+        return output, (tuple(h_n), tuple(c_n))
 
     def _run(
         self, cell: ConvLSTMCell, x: Tensor, state: ConvLSTMState | None, lengths: Tensor | None, min_len: int
@@ -443,14 +452,12 @@ class ConvLSTM(nn.Module):
         return torch.stack(outputs, dim=1), new  # (B, T, Hc, H', W')
 
     def _check_input(self, x: Tensor) -> Tensor:
+        check_tensor("ConvLSTM", x)
         layout = "(B, T, C, H, W)" if self.batch_first else "(T, B, C, H, W)"
         if x.dim() != 5:
             raise ValueError(f"ConvLSTM expects x {layout}, got shape {tuple(x.shape)}")
         check_input_dtype("ConvLSTM", x, self)
-        if x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"ConvLSTM expects {self.in_channels} channels, got {x.shape[2]} in {tuple(x.shape)}"
-            )
+        check_channels("ConvLSTM", x, self.in_channels, 2)
         x = x if self.batch_first else x.transpose(0, 1)  # (B, T, C, H, W)
         if x.shape[1] < 1 or x.shape[0] < 1:
             raise ValueError(f"ConvLSTM expects at least one clip and one step, got shape {tuple(x.shape)}")

@@ -15,7 +15,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision.cells import _fusion
-from lstmvision.cells._common import check_input_dtype, check_lengths, layer_channels, memory_channels_of
+from lstmvision.cells._common import (
+    NotScriptable,
+    check_channels,
+    check_input_dtype,
+    check_lengths,
+    check_tensor,
+    layer_channels,
+    memory_channels_of,
+)
 
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
 
@@ -47,7 +55,7 @@ def _recall(r: Tensor, history: Tensor) -> Tensor:
     return out.view(B, w, H, W, Hc).permute(0, 4, 1, 2, 3)  # (B, Hc, w, H, W)
 
 
-class Eidetic3DLSTMCell(nn.Module):
+class Eidetic3DLSTMCell(NotScriptable, nn.Module):
     r"""One E3D-LSTM step on a window of ``w`` frames; ``*`` is a 3-D convolution, ``∘`` elementwise.
 
     .. math::
@@ -254,18 +262,18 @@ class Eidetic3DLSTMCell(nn.Module):
         return Eidetic3DLSTMState._make(state)
 
     def _check_input(self, x_t: Tensor) -> None:
+        check_tensor("Eidetic3DLSTMCell", x_t, "x_t")
         if x_t.dim() != 5:
             raise ValueError(f"Eidetic3DLSTMCell expects x_t (B, C, w, H, W), got shape {tuple(x_t.shape)}")
         check_input_dtype("Eidetic3DLSTMCell", x_t, self)
-        if x_t.shape[1] != self.in_channels:
-            raise ValueError(f"Eidetic3DLSTMCell expects {self.in_channels} channels, got {x_t.shape[1]}")
+        check_channels("Eidetic3DLSTMCell", x_t, self.in_channels, 1)
         if x_t.shape[2] != self.window_length:
             raise ValueError(
                 f"Eidetic3DLSTMCell expects windows of {self.window_length} frames, got {x_t.shape[2]}"
             )
 
 
-class Eidetic3DLSTM(nn.Module):
+class Eidetic3DLSTM(NotScriptable, nn.Module):
     r"""Stacked :class:`Eidetic3DLSTMCell` over sliding windows of a clip, with the zigzag memory.
 
     Step ``t`` (``t = 0, s, 2s, …`` for ``window_stride`` s) reads frames ``t-w+1 … t``, zeros before the
@@ -274,9 +282,10 @@ class Eidetic3DLSTM(nn.Module):
 
     Args:
         in_channels: channels C of a frame.
-        hidden_channels: Hc of every layer (int) or one per layer (``num_layers`` ints).
+        hidden_channels: Hc of every layer (int) or one per layer (a list, whose length is then L).
         filter_size, window_length, recall_window, layer_norm: every cell's options.
-        num_layers: stacked layers L.
+        num_layers: stacked layers L; ``None`` (default): the length of a ``hidden_channels`` list, else
+            1. Given with a list, it must equal the list's length.
         window_stride: frames between the newest frames of consecutive steps, in ``[1, window_length]``.
         batch_first: ``x`` is ``(B, T, ...)``; else ``(T, B, ...)`` (then so is the output).
 
@@ -301,7 +310,7 @@ class Eidetic3DLSTM(nn.Module):
         in_channels: int,
         hidden_channels: int | Sequence[int],
         filter_size: int | tuple[int, int] = 5,
-        num_layers: int = 1,
+        num_layers: int | None = None,
         *,
         window_length: int = 2,
         window_stride: int = 1,
@@ -311,6 +320,7 @@ class Eidetic3DLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden = layer_channels(hidden_channels, num_layers)
+        num_layers = len(hidden)
         self.cells = nn.ModuleList(
             Eidetic3DLSTMCell(
                 in_channels if layer == 0 else hidden[layer - 1],
@@ -382,13 +392,11 @@ class Eidetic3DLSTM(nn.Module):
         return (output if self.batch_first else output.transpose(0, 1)), new
 
     def _check_input(self, x: Tensor, layout: str) -> Tensor:
+        check_tensor("Eidetic3DLSTM", x)
         if x.dim() != 5:
             raise ValueError(f"Eidetic3DLSTM expects x {layout}, got shape {tuple(x.shape)}")
         check_input_dtype("Eidetic3DLSTM", x, self)
-        if x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"Eidetic3DLSTM expects {self.in_channels} channels, got {x.shape[2]} in {tuple(x.shape)}"
-            )
+        check_channels("Eidetic3DLSTM", x, self.in_channels, 2)
         if min(x.shape[:2]) < 1:
             raise ValueError(
                 f"Eidetic3DLSTM expects at least one clip and one frame, got shape {tuple(x.shape)}"

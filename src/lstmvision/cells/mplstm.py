@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
+    NotScriptable,
     check_lengths,
     check_rate,
     reversal_index,
@@ -41,7 +42,7 @@ class MPLSTMState(NamedTuple):
     c: Tensor
 
 
-class MultiPerspectiveLSTMCell(nn.Module):
+class MultiPerspectiveLSTMCell(NotScriptable, nn.Module):
     r"""One MP-LSTM step over V views that share one state; ``⊙`` is the elementwise product.
 
     .. math::
@@ -226,7 +227,7 @@ class MultiPerspectiveLSTMCell(nn.Module):
         return split_views("MultiPerspectiveLSTMCell", self, x_t, self.input_sizes, 2, 1, layout)
 
 
-class MultiPerspectiveLSTM(nn.Module):
+class MultiPerspectiveLSTM(NotScriptable, nn.Module):
     r"""Stacked, optionally bidirectional :class:`MultiPerspectiveLSTMCell` over sequences, ``nn.LSTM``-like.
 
     Layer ``l`` in direction ``d`` is ``cells[l * D + d]`` (D = 2 if bidirectional else 1), the row order

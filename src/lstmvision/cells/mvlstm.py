@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
+    NotScriptable,
     check_lengths,
     check_rate,
     reversal_index,
@@ -37,7 +38,7 @@ class MVLSTMState(NamedTuple):
     c: Tensor
 
 
-class MultiViewLSTMCell(nn.Module):
+class MultiViewLSTMCell(NotScriptable, nn.Module):
     r"""One step of MV-LSTM over V views with H cells per view.
 
     .. math::
@@ -139,7 +140,7 @@ class MultiViewLSTMCell(nn.Module):
         return new.h, new
 
 
-class MultiViewLSTM(nn.Module):
+class MultiViewLSTM(NotScriptable, nn.Module):
     """Stacked, optionally bidirectional :class:`MultiViewLSTMCell` layers with ``nn.LSTM``'s interface.
 
     Layers after the first take, as view v's input, view v's hidden state of the layer below (both

@@ -16,9 +16,12 @@ from torch import Tensor, nn
 
 from lstmvision.cells import _fusion
 from lstmvision.cells._common import (
+    NotScriptable,
+    check_channels,
     check_input_dtype,
     check_lengths,
     check_rate,
+    check_tensor,
     layer_channels,
     memory_channels_of,
     reversal_index,
@@ -44,7 +47,7 @@ class SpatioTemporalLSTMState(NamedTuple):
     m: Tensor
 
 
-class SpatioTemporalLSTMCell(nn.Module):
+class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
     r"""One spatiotemporal LSTM step; ``*`` is a convolution, ``⊙`` the elementwise product.
 
     .. math::
@@ -221,7 +224,7 @@ class SpatioTemporalLSTMCell(nn.Module):
         _check_frames(x_t, self, who, "x_t (B, C, H, W)")
 
 
-class SpatioTemporalLSTM(nn.Module):
+class SpatioTemporalLSTM(NotScriptable, nn.Module):
     r"""Stacked :class:`SpatioTemporalLSTMCell` over clips with the zigzag memory, ``nn.LSTM``-like.
 
     At step t, layer 0 receives the memory the top layer produced at t-1 (zeros, or ``m_0``, at the
@@ -232,9 +235,10 @@ class SpatioTemporalLSTM(nn.Module):
 
     Args:
         in_channels: channels C of a frame.
-        hidden_channels: Hc of every layer (int) or one per layer (``num_layers`` ints).
+        hidden_channels: Hc of every layer (int) or one per layer (a list, whose length is then L).
         kernel_size, bias, layer_norm: every cell's options (:class:`SpatioTemporalLSTMCell`).
-        num_layers: stacked layers L.
+        num_layers: stacked layers L; ``None`` (default): the length of a ``hidden_channels`` list, else
+            1. Given with a list, it must equal the list's length.
         batch_first: ``x`` is ``(B, T, ...)``, else ``(T, B, ...)``; states are always batch second.
         dropout: on each layer's ``h`` before the next layer reads it (not the top's), training only.
         bidirectional: add a stack that reads each clip reversed.
@@ -242,8 +246,11 @@ class SpatioTemporalLSTM(nn.Module):
     Shape:
         - x: ``(B, T, C, H, W)``; lengths: ``(B,)`` integers in ``[1, T]``.
         - output: ``(B, T, D * Hc_top, H, W)``, zero at steps past a clip's length.
-        - state ``(h_0, c_0, m_0)`` and returned ``(h_n, c_n, m_n)``: ``h``, ``c`` ``(L * D, B, Hc, H, W)``
-          (lists of ``(B, Hc_l, H, W)`` when widths differ), ``m`` ``(D, B, Hc_top, H, W)``.
+        - returned ``(h_n, c_n, m_n)``: ``h_n``, ``c_n`` tuples of ``L * D`` tensors ``(B, Hc_l, H, W)``
+          in ``nn.LSTM``'s row order whatever the widths (``torch.stack(h_n)`` is ``nn.LSTM``'s
+          ``(L * D, B, Hc, H, W)`` when every layer has one width), ``m_n`` ``(D, B, Hc_top, H, W)``.
+        - state ``(h_0, c_0, m_0)``: the same tuples (or lists), or stacked tensors when every layer has
+          one width; ``m_0`` ``(D, B, Hc_top, H, W)``.
 
     Differences from the reference implementation:
         - ``bidirectional``, ``dropout``, ``lengths`` and initial states are not in the release. The two
@@ -257,7 +264,7 @@ class SpatioTemporalLSTM(nn.Module):
         in_channels: int,
         hidden_channels: int | Sequence[int],
         kernel_size: int | tuple[int, int] = 5,
-        num_layers: int = 1,
+        num_layers: int | None = None,
         *,
         batch_first: bool = True,
         bias: bool = True,
@@ -267,6 +274,7 @@ class SpatioTemporalLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden = layer_channels(hidden_channels, num_layers)
+        num_layers = len(hidden)
         check_rate(dropout, "dropout")
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
@@ -349,9 +357,8 @@ class SpatioTemporalLSTM(nn.Module):
         h_n = [finals[d][0][layer] for layer in range(L) for d in range(D)]  # nn.LSTM's row order
         c_n = [finals[d][1][layer] for layer in range(L) for d in range(D)]
         m_n = torch.stack([last[2] for last in finals])  # (D, B, Hc_top, H, W)
-        if len(set(shapes)) == 1:
-            return y, (torch.stack(h_n), torch.stack(c_n), m_n)
-        return y, (h_n, c_n, m_n)
+        # one type whatever the widths (as ConvLSTM): torch.stack(h_n) gives nn.LSTM's layout when they agree
+        return y, (tuple(h_n), tuple(c_n), m_n)
 
     def _run(
         self,
@@ -429,8 +436,8 @@ class SpatioTemporalLSTM(nn.Module):
 def _check_frames(x: Tensor, module: nn.Module, who: str, layout: str) -> None:
     # x is (..., C, H, W) with as many leading axes as the layout names
     channels: int = module.in_channels  # type: ignore[assignment]
+    check_tensor(who, x, layout.split(" ")[0])
     if x.dim() != layout.count(",") + 1:
         raise ValueError(f"{who} expects {layout}, got shape {tuple(x.shape)}")
     check_input_dtype(who, x, module)
-    if x.shape[-3] != channels:
-        raise ValueError(f"{who} expects {channels} channels, got {x.shape[-3]} in {tuple(x.shape)}")
+    check_channels(who, x, channels, -3)

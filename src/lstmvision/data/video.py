@@ -610,7 +610,12 @@ class VideoClips(Dataset[tuple[Tensor, Tensor]]):
         if not -n <= index < n:
             raise IndexError(f"video index {index} out of range for {n} videos")
         if self.on_corrupt == "raise":
-            return self._item(self.samples[index])
+            try:
+                return self._item(self.samples[index])
+            except _BadVideoError as exc:
+                raise _BadVideoError(
+                    f"{exc}; `on_corrupt: skip` in the data config skips such videos"
+                ) from exc
         # "skip": try index, index + 1, ... so the replacement depends only on which videos are bad.
         for offset in range(n):
             candidate = (index + offset) % n

@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from lstmvision._io import safe_load
 from lstmvision._registry import Registry
-from lstmvision.cells._common import check_input_dtype
+from lstmvision.cells._common import check_input_dtype, check_tensor
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -247,10 +247,17 @@ class FrameEncoder(nn.Module):
 
     def _check_input(self, x: Tensor) -> Tensor:
         """``x`` checked and normalised with ``mean``/``std`` when the encoder has them."""
+        check_tensor(type(self).__name__, x)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
+            # frames (N, H, W, C) from NumPy or PIL: say which permute puts the channels first
+            hint = (
+                "; it looks channels-last: use x.permute(0, 3, 1, 2)"
+                if x.dim() == 4 and x.shape[-1] == self.in_channels
+                else ""
+            )
             raise ValueError(
                 f"{type(self).__name__} expects (N, C, H, W) with C={self.in_channels}, "
-                f"got shape {tuple(x.shape)}"
+                f"got shape {tuple(x.shape)}{hint}"
             )
         check_input_dtype(type(self).__name__, x, self)
         if self.mean is not None and self.std is not None:
@@ -405,9 +412,10 @@ def register_encoder(name: str) -> Callable[[F], F]:
     return _ENCODERS.register(name)
 
 
-def list_encoders() -> list[str]:
-    """Sorted names of every registered encoder."""
-    return _ENCODERS.names()
+def list_encoders(pattern: str | Sequence[str] | None = None) -> list[str]:
+    """Sorted names of every registered encoder, or of those matching ``pattern`` (a shell wildcard such
+    as ``"resnet*"``, or a list of them; see :func:`lstmvision.models.list_models`)."""
+    return _ENCODERS.names(pattern)
 
 
 def create_encoder(name: str, **kwargs: Any) -> FrameEncoder:

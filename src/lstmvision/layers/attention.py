@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_lengths
+from lstmvision.cells._common import check_lengths, check_tensor
 
 __all__ = ["TemporalAttentionPooling", "length_mask", "temporal_mean"]
 
@@ -20,6 +20,7 @@ def length_mask(lengths: Tensor | None, B: int, T: int, device: torch.device) ->
 
 def temporal_mean(x: Tensor, lengths: Tensor | None = None) -> Tensor:
     """Mean of ``(B, T, *)`` over the valid steps ``t < lengths[b]`` of each sequence: ``(B, *)``."""
+    check_tensor("temporal_mean", x)
     B, T = x.shape[:2]
     mask = length_mask(lengths, B, T, x.device)
     if mask is None:
@@ -56,6 +57,8 @@ class TemporalAttentionPooling(nn.Module):
         self.score = nn.Linear(attention_size, 1, bias=False)  # a bias would shift every score alike
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The attention-weighted mean of ``x`` over its valid steps and the weights ``(B, T)``."""
+        check_tensor("TemporalAttentionPooling", x)
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(
                 f"TemporalAttentionPooling expects (B, T, D={self.input_size}), got shape {tuple(x.shape)}"

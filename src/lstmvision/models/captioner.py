@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmvision.cells._common import check_input_dtype, check_lengths, check_rate
+from lstmvision.cells._common import check_input_dtype, check_lengths, check_rate, check_tensor
 from lstmvision.encoders import FrameEncoder
 from lstmvision.layers import TimeDistributed, length_mask, temporal_mean
 from lstmvision.models.registry import register_model
@@ -183,6 +183,7 @@ class SALSTM(nn.Module):
     # ---- encoding and one decoder step -------------------------------------------------------------
 
     def _check_features(self, features: Tensor, lengths: Tensor | None) -> Tensor | None:
+        check_tensor(type(self).__name__, features, "features")
         if self.in_channels is not None:
             if features.dim() != 5 or features.shape[2] != self.in_channels or min(features.shape) < 1:
                 raise ValueError(

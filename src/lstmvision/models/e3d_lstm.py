@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lstmvision._io import safe_load
 from lstmvision.cells import Eidetic3DLSTM, Eidetic3DLSTMState
-from lstmvision.cells._common import check_input_dtype
+from lstmvision.cells._common import check_input_dtype, check_tensor
 from lstmvision.layers import observed_frames
 from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
 from lstmvision.models.registry import register_model
@@ -214,6 +214,7 @@ class E3DLSTMClassifier(nn.Module):
     def forward(self, frames: Tensor, *, observed_fraction: float | None = None) -> Tensor:
         fraction = self.observed_fraction if observed_fraction is None else observed_fraction
         _check_fraction(fraction)
+        check_tensor(type(self).__name__, frames, "frames")
         if frames.dim() != 5:
             raise ValueError(
                 f"E3DLSTMClassifier expects frames (B, T, C, H, W), got shape {tuple(frames.shape)}"

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision.cells import ConvLSTMCell, ConvLSTMState
-from lstmvision.cells._common import check_input_dtype
+from lstmvision.cells._common import check_input_dtype, check_tensor
 from lstmvision.models.registry import register_model
 
 __all__ = ["ConvLSTMPredictor", "RecurrentPredictor"]
@@ -210,17 +210,38 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         out = torch.stack(outputs, dim=1)  # (B, steps, C*p*p, H/p, W/p)
         return F.pixel_shuffle(out.flatten(0, 1), p).unflatten(0, (B, steps))  # (B, steps, C, H, W)
 
+    def forecast(self, frames: Tensor, future: int | None = None) -> Tensor:
+        """The ``future`` frames after the first ``input_length`` of ``frames``, and nothing else.
+
+        ``forward`` also returns its one-step predictions of observed frames ``1 … input_length - 1``
+        (what training scores); this is the part of its output that lies past the observed frames,
+        made with no true frame fed back. Frames after the first ``input_length`` are not read.
+
+        Shape:
+            - frames: ``(B, T, C, H, W)`` with ``T >= input_length``.
+            - output: ``(B, future, C, H, W)``; ``future`` defaults to ``total_length - input_length``.
+        """
+        future = self.future_length if future is None else future
+        # forward's step input_length - 1 predicts the first unseen frame
+        return self(frames[:, : self.input_length], future=future)[:, self.input_length - 1 :]
+
     def _check_input(
         self, frames: Tensor, future: int, sampling_prob: float, input_sampling_prob: float
     ) -> None:
         name = type(self).__name__
+        check_tensor(name, frames, "frames")
         if frames.dim() != 5:
             raise ValueError(f"{name} expects frames (B, T, C, H, W), got shape {tuple(frames.shape)}")
         check_input_dtype(name, frames, self)
         _, T, C, H, W = frames.shape
         if C != self.in_channels:
+            hint = (
+                "; `grayscale: true` in the data config gives one-channel frames"
+                if (self.in_channels, C) == (1, 3)
+                else ""
+            )
             raise ValueError(
-                f"{name} expects {self.in_channels} channels, got {C} (shape {tuple(frames.shape)})"
+                f"{name} expects {self.in_channels} channels, got {C} (shape {tuple(frames.shape)}){hint}"
             )
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(

@@ -239,7 +239,8 @@ def load_pretrained(path: str | os.PathLike[str], *, trusted_prefixes: Sequence[
 
     Args:
         path: the exported folder, or its ``.safetensors`` file with the ``.json`` of the same name
-            beside it (or the ``.json`` file).
+            beside it (or the ``.json`` file), or a ``.ckpt`` checkpoint written by ``lstmvision fit``
+            (rebuilt from the network it records).
         trusted_prefixes: packages whose classes ``model.json`` may name besides ``lstmvision.`` and
             ``torch.nn.`` (e.g. ``("timm.",)``); add one only for files you trust: building a class
             runs its code.
@@ -252,6 +253,11 @@ def load_pretrained(path: str | os.PathLike[str], *, trusted_prefixes: Sequence[
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
+    if Path(path).suffix == ".ckpt":
+        # a checkpoint of `lstmvision fit`: it records its network (lstmvision.checkpoints)
+        from lstmvision.export import load_network
+
+        return load_network(path, trusted_prefixes=trusted_prefixes).model.eval()
     config_file, weights_file = _files(Path(path))
     for file in (config_file, weights_file):
         if not file.is_file():

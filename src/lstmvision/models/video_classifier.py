@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmvision.cells import ConvLSTM
-from lstmvision.cells._common import check_input_dtype, check_lengths
+from lstmvision.cells._common import check_input_dtype, check_lengths, check_tensor
 from lstmvision.encoders import ExternalEncoder, FrameEncoder, create_encoder, dry_run
 from lstmvision.layers import TemporalAttentionPooling, TimeDistributed, stack_frames, temporal_mean
 from lstmvision.models.registry import register_model
@@ -79,10 +79,13 @@ class _FrameClassifier(nn.Module):
 
     def encode_frames(self, clips: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """Feature maps ``(B, T', C', H', W')``, pooled features ``(B, T', D)`` and the steps' lengths."""
+        check_tensor(type(self).__name__, clips, "clips")
         if clips.dim() != 5 or clips.shape[2] != self.in_channels:
+            gray = clips.dim() == 5 and (self.in_channels, clips.shape[2]) == (1, 3)
+            hint = "; `grayscale: true` in the data config gives one-channel frames" if gray else ""
             raise ValueError(
                 f"{type(self).__name__} expects clips (B, T, C={self.in_channels}, H, W), "
-                f"got shape {tuple(clips.shape)}"
+                f"got shape {tuple(clips.shape)}{hint}"
             )
         check_input_dtype(type(self).__name__, clips, self)
         if min(clips.shape) < 1:

@@ -1,4 +1,5 @@
-"""Where a task writes (private): its run directory and the checkpoints it keeps by default."""
+"""Where a task writes (private): its run directory, the checkpoints it keeps by default, the names of the
+samples it predicted, and the line that tells the person running the command where an output went."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Literal
 
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 
 def default_checkpoints(trainer: Any, monitor: str, mode: Literal["min", "max"]) -> list[Callback]:
@@ -45,3 +47,64 @@ def gather_on_rank_zero(trainer: Any, items: list[Any]) -> list[Any]:
     parts: list[Any] | None = [None] * world if trainer.is_global_zero else None
     dist.gather_object(items, parts, dst=0)
     return [item for part in parts for item in part] if parts is not None else items
+
+
+@rank_zero_only
+def announce(what: str, path: Path) -> None:
+    """``<what>: <path>`` on stdout, from rank 0 only: the one line a task prints, so that a person
+    running ``lstmvision predict`` learns where the outputs went (everything else goes to ``logging``)."""
+    print(f"{what}: {path}", flush=True)
+
+
+def _predict_datasets(trainer: Any) -> list[Any]:
+    loaders = getattr(trainer, "predict_dataloaders", None)
+    if loaders is None:
+        return []
+    listed = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    return [getattr(loader, "dataset", None) for loader in listed]
+
+
+def _sample_name(dataset: Any, index: int) -> str | None:
+    """The file (or frame folder) item ``index`` of ``dataset`` reads, where the data set says so."""
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and index < len(samples):
+        sample = samples[index]
+        if isinstance(getattr(sample, "path", None), Path):  # a video file or frame folder
+            return str(sample.path)
+        paths = getattr(sample, "paths", None)
+        if isinstance(paths, tuple) and paths:  # one file or folder per view, joined as in a CSV cell
+            return "|".join(str(path) for path in paths)
+    locate = getattr(dataset, "locate", None)
+    seq_length = getattr(dataset, "seq_length", None)
+    if callable(locate) and isinstance(seq_length, int):
+        # KTH frame sequences: a stretch of one video folder, named by its first and last frame
+        video, start = locate(index)
+        return f"{video.path}[{start}:{start + seq_length}]"
+    return None
+
+
+def predicted_sample_names(trainer: Any, count: int) -> list[str]:
+    """A name for each of the ``count`` predictions gathered on rank 0, in the predict sets' order.
+
+    A sample read from a file is named by its path (several views: their paths joined by ``|``; a
+    KTH frame sequence: its folder and ``[start:stop]`` frames); a generated sample, which has no file,
+    by a stable id ``test/<index>`` (the data modules predict on their test set; ``predict/<index>``
+    for loaders given to ``Trainer.predict`` directly, ``.../<loader>/<index>`` with several), the same
+    on every run with the same data settings. The predict loaders read their sets in order on one
+    process and in rank-ordered contiguous blocks under DDP, so the ``i``-th prediction is item ``i``
+    of the set. With ``on_corrupt: skip`` a skipped video's row holds the prediction of the next
+    usable one under the skipped video's name (the data module's warning names the skipped file).
+    """
+    split = "test" if getattr(trainer, "datamodule", None) is not None else "predict"
+    datasets = _predict_datasets(trainer)
+    names: list[str] = []
+    for number, dataset in enumerate(datasets):
+        prefix = split if len(datasets) == 1 else f"{split}/{number}"
+        try:
+            size = len(dataset)
+        except TypeError:  # an iterable data set: its items have no index to name them by
+            break
+        names.extend(_sample_name(dataset, index) or f"{prefix}/{index}" for index in range(size))
+    if len(names) != count:  # an unsized set, or a loader that drops items: number the rows instead
+        return [f"{split}/{index}" for index in range(count)]
+    return names

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from lstmvision.data.captioning import CaptionBatch
 from lstmvision.data.captions import Vocabulary
 from lstmvision.metrics import CaptionScores, fp32, score_captions
-from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
+from lstmvision.tasks._outputs import announce, default_checkpoints, gather_on_rank_zero, run_dir
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import save_attention_map
 
@@ -409,7 +409,7 @@ class CaptioningTask(L.LightningModule):
         if self.trainer.is_global_zero and out is not None:
             out.mkdir(parents=True, exist_ok=True)
             write_captions(out, items, None)
-            log.info("%d captions written to %s", len(items), out / "captions.json")
+            announce("captions", out / "captions.json")
 
     # ------------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:

@@ -19,7 +19,13 @@ from torch import Tensor, nn
 
 from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics, fp32
-from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
+from lstmvision.tasks._outputs import (
+    announce,
+    default_checkpoints,
+    gather_on_rank_zero,
+    predicted_sample_names,
+    run_dir,
+)
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
@@ -136,7 +142,9 @@ class VideoClassificationTask(L.LightningModule):
     for each fraction f — through ``model(clips, observed_fraction=f)`` when the model's ``forward``
     takes that keyword (the model then chooses how to use the fraction), by cutting the clips otherwise
     — and writes ``early_recognition.json``, ``early_recognition.csv`` and
-    ``accuracy_vs_observed.png``. ``predict`` writes ``predictions.csv``.
+    ``accuracy_vs_observed.png``. ``predict`` writes ``predictions.csv`` (a row per video: its file, or
+    ``test/<index>`` for a generated one, and its ``min(5, num_classes)`` most probable classes with their
+    probabilities) and prints its path.
 
     Args:
         model: an ``nn.Module`` mapping clips ``(N, T, C, H, W)`` to logits ``(N, num_classes)``.
@@ -236,7 +244,7 @@ class VideoClassificationTask(L.LightningModule):
         self._metrics = metrics
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
         self._clip_lengths: set[int] = set()
-        self._predictions: list[tuple[Tensor, Tensor]] = []
+        self._predictions: list[tuple[Tensor, Tensor]] = []  # (top-k classes, their probabilities)
         self.on_nonfinite_loss = on_nonfinite_loss
         self.skipped_batches = 0
         # not `self.compile`: that is nn.Module's compile() method
@@ -477,6 +485,11 @@ class VideoClassificationTask(L.LightningModule):
         return table
 
     # ------------------------------------------------------------------------------------- prediction
+    @property
+    def predict_top_k(self) -> int:
+        """Classes listed per video in ``predictions.csv``: ``min(5, num_classes)``."""
+        return min(5, self.num_classes)
+
     def on_predict_epoch_start(self) -> None:
         self._predictions = []
 
@@ -486,7 +499,10 @@ class VideoClassificationTask(L.LightningModule):
         clips = batch[0] if isinstance(batch, (tuple, list)) else batch
         probabilities = self._logits(clips).softmax(dim=1)  # (B, num_classes)
         probability, predicted = probabilities.max(dim=1)  # (B,) each; ties -> lowest index
-        self._predictions.append((predicted.cpu(), probability.cpu()))
+        # stable: tied classes keep index order, so the first of the top k is always `predicted`
+        top_p, top_class = probabilities.sort(dim=1, descending=True, stable=True)
+        k = self.predict_top_k
+        self._predictions.append((top_class[:, :k].cpu(), top_p[:, :k].cpu()))
         return {"predicted": predicted, "probability": probability, "probabilities": probabilities}
 
     def on_predict_epoch_end(self) -> None:
@@ -496,14 +512,23 @@ class VideoClassificationTask(L.LightningModule):
         if out is None or not gathered or not self.trainer.is_global_zero:
             return
         out.mkdir(parents=True, exist_ok=True)
-        predicted = torch.cat([p for p, _ in gathered]).tolist()
-        probability = torch.cat([q for _, q in gathered]).tolist()
-        with (out / "predictions.csv").open("w", newline="") as handle:
+        classes = torch.cat([c for c, _ in gathered]).tolist()  # (N, k) class indices, most probable first
+        probabilities = torch.cat([p for _, p in gathered]).tolist()  # (N, k)
+        names = predicted_sample_names(self._trainer, len(classes))
+        ranks = range(1, self.predict_top_k + 1)
+        path = out / "predictions.csv"
+        with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["index", "class_index", "class_name", "probability"])
-            for index, (cls, prob) in enumerate(zip(predicted, probability)):
-                writer.writerow([index, cls, self.class_names[cls], f"{prob:.6f}"])
-        log.info("%d predictions written to %s", len(predicted), out / "predictions.csv")
+            # class_index / class_name / probability: the top-1 columns files written before top-k had
+            header = ["index", "video", "class_index", "class_name", "probability"]
+            writer.writerow(header + [f"top{r}_{key}" for r in ranks for key in ("class", "probability")])
+            for index, (name, top, prob) in enumerate(zip(names, classes, probabilities)):
+                row = [index, name, top[0], self.class_names[top[0]], f"{prob[0]:.6f}"]
+                for cls, p in zip(top, prob):
+                    row += [self.class_names[cls], f"{p:.6f}"]
+                writer.writerow(row)
+        log.info("%d predictions written to %s", len(classes), path)
+        announce("predictions", path)
 
     # -------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
-from lstmvision.tasks._outputs import default_checkpoints, gather_on_rank_zero, run_dir
+from lstmvision.tasks._outputs import announce, default_checkpoints, gather_on_rank_zero, run_dir
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
 
@@ -83,6 +83,9 @@ class VideoPredictionTask(L.LightningModule):
     averaged over frames — the figure E3D-LSTM and OpenSTL report), PSNR and SSIM for the model and for
     the copy-last-frame baseline on the same clips, and writes ``metrics.json``,
     ``per_frame_metrics.png``, ``predictions.gif`` and optionally PNG frames into the run directory.
+    ``predict`` forecasts ``predict_future`` frames of every clip from its first ``input_length`` ones,
+    writes them as ``predictions.pt`` (``{"predictions": uint8 (N, future, C, H, W)}``, levels 0-255)
+    and prints its path.
 
     Args:
         model: a predictor with ``input_length``, ``total_length``, ``sampling_probability(iteration)``,
@@ -336,8 +339,10 @@ class VideoPredictionTask(L.LightningModule):
         out.mkdir(parents=True, exist_ok=True)
         predictions = torch.cat(gathered)
         # uint8 like the public Moving MNIST files: 4x smaller than float32, exact to 1/255
-        torch.save({"predictions": (predictions * 255).round().to(torch.uint8)}, out / "predictions.pt")
-        log.info("%d forecasts written to %s", len(predictions), out / "predictions.pt")
+        path = out / "predictions.pt"
+        torch.save({"predictions": (predictions * 255).round().to(torch.uint8)}, path)
+        log.info("%d forecasts written to %s", len(predictions), path)
+        announce("predictions", path)
 
     # ---------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

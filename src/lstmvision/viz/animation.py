@@ -1,4 +1,4 @@
-"""Animated GIFs and PNG frames of video predictions.
+"""Animated GIFs, MP4 videos and PNG frames of video predictions and forecasts.
 
 Frames come in the library layout ``(B, T, C, H, W)``, float in [0, 1], as torch tensors (any
 device) or numpy arrays, with ``C`` 1 (written as 8-bit grayscale) or 3 (RGB). Values are clipped
@@ -10,20 +10,35 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
+import av
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["save_frames_png", "save_prediction_gif", "unit_to_levels"]
+__all__ = [
+    "ANIMATION_FORMATS",
+    "save_forecast_animation",
+    "save_frames_png",
+    "save_prediction_gif",
+    "unit_to_levels",
+]
+
+AnimationFormat = Literal["gif", "mp4"]
+ANIMATION_FORMATS: tuple[AnimationFormat, ...] = ("gif", "mp4")
+"""The files :func:`save_forecast_animation` writes."""
 
 logger = logging.getLogger(__name__)
 
 Frames = torch.Tensor | np.ndarray
 
 _COLUMN_TITLES = ("input", "truth", "prediction")
+_FORECAST_TITLES = ("observed", "forecast")
 _BACKGROUND = 48  # dark grey, so that black digits on a black background still show a panel edge
 _TEXT = 255
 _PAD = 4
@@ -76,7 +91,7 @@ def _counter_text(t: int, num_inputs: int, total: int) -> str:
 
 @dataclass(frozen=True)
 class _GridLayout:
-    """Pixel geometry of one animation frame: a title band, ``rows`` x 3 panels, a counter band."""
+    """Pixel geometry of one animation frame: a title band, ``rows`` x columns panels, a counter band."""
 
     rows: int
     panel_h: int
@@ -96,14 +111,84 @@ class _GridLayout:
         return top, left
 
 
-def _grid_layout(rows: int, height: int, width: int, scale: int, num_inputs: int, total: int) -> _GridLayout:
+def _grid_layout(
+    rows: int,
+    height: int,
+    width: int,
+    scale: int,
+    num_inputs: int,
+    total: int,
+    titles: Sequence[str] = _COLUMN_TITLES,
+) -> _GridLayout:
     panel_h, panel_w = height * scale, width * scale
     # Columns widen to fit their title, so small frames still get readable labels.
-    column_w = max(panel_w, *(_text_size(title)[0] for title in _COLUMN_TITLES))
-    band_h = max(_text_size(title)[1] for title in (*_COLUMN_TITLES, "frame 0123456789")) + 2 * _PAD
+    column_w = max(panel_w, *(_text_size(title)[0] for title in titles))
+    band_h = max(_text_size(title)[1] for title in (*titles, "frame 0123456789")) + 2 * _PAD
     counter_w = max(_text_size(_counter_text(t, num_inputs, total))[0] for t in (0, total - 1))
-    grid_w = _PAD + 3 * (column_w + _PAD)
+    grid_w = _PAD + len(titles) * (column_w + _PAD)
     return _GridLayout(rows, panel_h, panel_w, column_w, band_h, max(grid_w, counter_w + 2 * _PAD))
+
+
+# the panels of animation frame t, one per column: (rows, H, W, C) uint8, or None for a blank column
+_PanelsAt = Callable[[int], Sequence[np.ndarray | None]]
+
+
+def _render(
+    titles: Sequence[str],
+    panels_at: _PanelsAt,
+    layout: _GridLayout,
+    channels: int,
+    num_inputs: int,
+    total: int,
+) -> list[Image.Image]:
+    """The ``total`` animation frames: the panels of each step on a grid, titles above, a counter below."""
+    fill: int | tuple[int, int, int] = _TEXT if channels == 1 else (_TEXT, _TEXT, _TEXT)
+    images = []
+    for t in range(total):
+        canvas = np.full((layout.height, layout.width, channels), _BACKGROUND, dtype=np.uint8)
+        for col, panel in enumerate(panels_at(t)):
+            if panel is None:
+                continue
+            for row in range(layout.rows):
+                top, left = layout.panel_origin(row, col)
+                canvas[top : top + layout.panel_h, left : left + layout.panel_w] = panel[row]
+        image = _to_image(canvas)
+        draw = ImageDraw.Draw(image)
+        for col, title in enumerate(titles):
+            left = _PAD + col * (layout.column_w + _PAD)
+            offset = (layout.column_w - _text_size(title)[0]) // 2
+            draw.text((left + offset, _PAD), title, fill=fill, font=_font())
+        counter_top = layout.height - layout.band_h + _PAD
+        draw.text((_PAD, counter_top), _counter_text(t, num_inputs, total), fill=fill, font=_font())
+        images.append(image)
+    return images
+
+
+def _save_gif(images: list[Image.Image], out: Path, fps: float) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # GIF stores durations in hundredths of a second; Pillow takes milliseconds.
+    images[0].save(
+        out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+    )
+
+
+def _save_mp4(images: list[Image.Image], out: Path, fps: float) -> None:
+    """H.264 in an MP4 container (yuv420p, which every player reads; it needs even sides, so the frames
+    get a background row / column where a side is odd)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    width, height = images[0].size
+    even_w, even_h = width + width % 2, height + height % 2
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
+        stream.options = {
+            "crf": "18"
+        }  # visually lossless for these flat pictures; the default 23 smears edges
+        for image in images:
+            rgb = np.full((even_h, even_w, 3), _BACKGROUND, dtype=np.uint8)
+            rgb[:height, :width] = np.asarray(image.convert("RGB"))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())  # flush the encoder's delayed frames
 
 
 def save_prediction_gif(
@@ -144,12 +229,7 @@ def save_prediction_gif(
     Returns:
         The path written.
     """
-    if max_samples < 1:
-        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    if scale < 1:
-        raise ValueError(f"scale must be an integer >= 1, got {scale}")
+    _check_animation_args(max_samples, fps, scale)
     x = _to_uint8(inputs, "inputs")  # (B, T_in, H, W, C)
     y = _to_uint8(truth, "truth")  # (B, T_out, H, W, C)
     p = _to_uint8(pred, "pred")  # (B, T_out, H, W, C)
@@ -171,44 +251,94 @@ def save_prediction_gif(
     total = num_inputs + num_future
     H, W, C = x.shape[2:]
     layout = _grid_layout(rows, H, W, scale, num_inputs, total)
+    x, y, p = (_enlarge(a, rows, scale) for a in (x, y, p))
 
-    def enlarge(frames: np.ndarray) -> np.ndarray:
-        # Nearest-neighbour upscaling is a repeat along the two pixel axes.
-        return frames[:rows].repeat(scale, axis=2).repeat(scale, axis=3)  # (rows, T, H*s, W*s, C)
-
-    x, y, p = enlarge(x), enlarge(y), enlarge(p)
-    fill: int | tuple[int, int, int] = _TEXT if C == 1 else (_TEXT, _TEXT, _TEXT)
-    images = []
-    for t in range(total):
-        panels: tuple[np.ndarray | None, ...]
+    def panels_at(t: int) -> tuple[np.ndarray | None, ...]:
         if t < num_inputs:
-            panels = (x[:, t], x[:, t], None)
-        else:
-            panels = (x[:, -1], y[:, t - num_inputs], p[:, t - num_inputs])
-        canvas = np.full((layout.height, layout.width, C), _BACKGROUND, dtype=np.uint8)
-        for col, panel in enumerate(panels):
-            if panel is None:
-                continue
-            for row in range(rows):
-                top, left = layout.panel_origin(row, col)
-                canvas[top : top + layout.panel_h, left : left + layout.panel_w] = panel[row]
-        image = _to_image(canvas)
-        draw = ImageDraw.Draw(image)
-        for col, title in enumerate(_COLUMN_TITLES):
-            left = _PAD + col * (layout.column_w + _PAD)
-            offset = (layout.column_w - _text_size(title)[0]) // 2
-            draw.text((left + offset, _PAD), title, fill=fill, font=_font())
-        counter_top = layout.height - layout.band_h + _PAD
-        draw.text((_PAD, counter_top), _counter_text(t, num_inputs, total), fill=fill, font=_font())
-        images.append(image)
+            return (x[:, t], x[:, t], None)
+        return (x[:, -1], y[:, t - num_inputs], p[:, t - num_inputs])
 
+    images = _render(_COLUMN_TITLES, panels_at, layout, C, num_inputs, total)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # GIF stores durations in hundredths of a second; Pillow takes milliseconds.
-    images[0].save(
-        out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
-    )
+    _save_gif(images, out, fps)
     logger.info("wrote %d-frame GIF of %d samples to %s", total, rows, out)
+    return out
+
+
+def _enlarge(frames: np.ndarray, rows: int, scale: int) -> np.ndarray:
+    # Nearest-neighbour upscaling is a repeat along the two pixel axes.
+    return frames[:rows].repeat(scale, axis=2).repeat(scale, axis=3)  # (rows, T, H*s, W*s, C)
+
+
+def _check_animation_args(max_samples: int, fps: float, scale: int) -> None:
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    if scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale}")
+
+
+def save_forecast_animation(
+    path: str | os.PathLike[str],
+    observed: Frames,
+    forecast: Frames,
+    *,
+    format: AnimationFormat | None = None,
+    max_samples: int = 4,
+    fps: float = 4.0,
+    scale: int = 2,
+) -> Path:
+    """Write an animation of observed frames followed by a forecast of the frames after them.
+
+    The layout of :func:`save_prediction_gif` without a ground truth: one row per sample, columns
+    "observed" and "forecast", and the counter "frame k/N - input|predicted". It has ``T_obs + T_future``
+    frames: while ``t < T_obs`` "observed" plays observed frame ``t`` and "forecast" is blank; then
+    "forecast" plays the forecast and "observed" holds the last observed frame (the copy-last-frame
+    guess, to judge the motion against).
+
+    Args:
+        path: the file to write; parent folders are created.
+        observed: observed frames ``(B, T_obs, C, H, W)``.
+        forecast: forecast frames ``(B, T_future, C, H, W)``.
+        format: ``"gif"`` (a looping GIF: grayscale frames stored exactly, RGB frames reduced to 256
+            colours per frame) or ``"mp4"`` (H.264, yuv420p, CRF 18: lossy, small, plays everywhere);
+            ``None`` takes it from the file's extension.
+        max_samples: at most this many samples (rows) are drawn.
+        fps: animation frames per second.
+        scale: integer enlargement factor of every panel (nearest neighbour).
+
+    Returns:
+        The path written.
+    """
+    out = Path(path)
+    chosen = format if format is not None else out.suffix.lower().lstrip(".")
+    if chosen not in ANIMATION_FORMATS:
+        given = f"format {format!r}" if format is not None else f"the extension of {out.name!r}"
+        raise ValueError(f"an animation is one of {list(ANIMATION_FORMATS)}, got {given}")
+    _check_animation_args(max_samples, fps, scale)
+    x = _to_uint8(observed, "observed")  # (B, T_obs, H, W, C)
+    f = _to_uint8(forecast, "forecast")  # (B, T_future, H, W, C)
+    if x.shape[0] != f.shape[0] or x.shape[2:] != f.shape[2:]:
+        raise ValueError(
+            f"observed and forecast must share B, C, H and W, got observed {_shape(x)} and forecast {_shape(f)}"
+        )
+    if x.shape[1] < 1 or f.shape[1] < 1:
+        raise ValueError(
+            f"need at least one observed and one forecast frame, got T_obs={x.shape[1]}, T_future={f.shape[1]}"
+        )
+    rows = min(x.shape[0], max_samples)
+    num_inputs, total = x.shape[1], x.shape[1] + f.shape[1]
+    H, W, C = x.shape[2:]
+    layout = _grid_layout(rows, H, W, scale, num_inputs, total, _FORECAST_TITLES)
+    x, f = _enlarge(x, rows, scale), _enlarge(f, rows, scale)
+
+    def panels_at(t: int) -> tuple[np.ndarray | None, ...]:
+        return (x[:, t], None) if t < num_inputs else (x[:, -1], f[:, t - num_inputs])
+
+    images = _render(_FORECAST_TITLES, panels_at, layout, C, num_inputs, total)
+    (_save_gif if chosen == "gif" else _save_mp4)(images, out, fps)
+    logger.info("wrote %d-frame %s of %d samples to %s", total, chosen.upper(), rows, out)
     return out
 
 
