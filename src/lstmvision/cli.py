@@ -547,7 +547,7 @@ def run_demo(argv: list[str]) -> dict[str, Any] | None:
         cli = LstmVisionCLI(run=False, verbose=verbose)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     ckpt = _best_checkpoint(cli.trainer)
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True, verbose=verbose)
     if ckpt:
         print(f"\ntested checkpoint: {ckpt}")
     return _report(cli.trainer)

@@ -36,6 +36,7 @@ QUIET_PATTERNS = (
     r"Loading `train_dataloader` to estimate number of stepping batches",
     r"`Trainer\.fit` stopped: `max_(steps|epochs)=\d+` reached",
     r"`Trainer\.fit` stopped: `max_time",
+    r"Time limit reached\. Elapsed time is",  # max_time: the run folder and metrics say the rest
     r"Precision .* is not supported by the model summary",
     r"isinstance\(treespec, LeafSpec\)",
     r".*is deprecated",
