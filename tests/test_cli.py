@@ -12,8 +12,11 @@ import torch
 from PIL import Image
 from video_files import write_video
 
-from lstmvision.cli import LstmVisionCLI, demo_config, main, run_demo
+from lstmvision.cli import main
 from lstmvision.commands.configs import find_config, list_configs
+from lstmvision.commands.demo import demo_config
+from lstmvision.commands.demo import main as run_demo
+from lstmvision.commands.lightning import LstmVisionCLI
 from lstmvision.data import KTH_ACTIONS
 
 # comparison files (a `variants:` list, for `lstmvision compare`) are run by tests/test_compare.py

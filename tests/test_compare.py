@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lstmvision.cli import main
+from lstmvision.commands.compare import ComparisonRow, load_comparison, markdown_table
 from lstmvision.commands.configs import find_config
-from lstmvision.compare import ComparisonRow, load_comparison, markdown_table
 
 MULTIVIEW = find_config("multiview/compare")
 

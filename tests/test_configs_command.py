@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 import lstmvision.cli
-import lstmvision.compare
+import lstmvision.commands.compare
+import lstmvision.commands.demo
 from lstmvision.cli import main
+from lstmvision.commands.compare import load_comparison
 from lstmvision.commands.configs import (
     config_root,
     copy_config,
@@ -18,7 +20,6 @@ from lstmvision.commands.configs import (
     list_configs,
     resolve_config_args,
 )
-from lstmvision.compare import load_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVLSTM = config_root() / "moving_mnist" / "convlstm.yaml"
@@ -29,7 +30,7 @@ def test_every_config_is_package_data_with_a_name_and_a_header() -> None:
     known = list_configs()
     assert set(known.values()) == set(config_root().rglob("*.yaml"))
     assert known["moving_mnist/convlstm"] == CONVLSTM
-    assert known["moving_mnist_demo"] == lstmvision.cli.demo_config()
+    assert known["moving_mnist_demo"] == lstmvision.commands.demo.demo_config()
     assert list(known) == sorted(known)
     no_header = [name for name, path in known.items() if not path.read_text().startswith("# ")]
     assert not no_header, f"`lstmvision configs` shows each config's first comment line; none in {no_header}"
@@ -116,16 +117,21 @@ def test_lightning_subcommands_take_a_name(
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["init_args"]["model"]["class_path"] == "lstmvision.models.ConvLSTMPredictor"
-    assert printed["experiment"] == yaml.safe_load(lstmvision.cli.demo_config().read_text())["experiment"]
+    assert (
+        printed["experiment"]
+        == yaml.safe_load(lstmvision.commands.demo.demo_config().read_text())["experiment"]
+    )
 
 
-@pytest.mark.parametrize(("command", "module"), [("demo", lstmvision.cli), ("compare", lstmvision.compare)])
+@pytest.mark.parametrize(
+    ("command", "module"), [("demo", lstmvision.commands.demo), ("compare", lstmvision.commands.compare)]
+)
 def test_demo_and_compare_get_the_packaged_file(
     command: str, module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     seen: list[list[str]] = []
-    monkeypatch.setattr(module, "run_demo" if command == "demo" else "main", seen.append)
+    monkeypatch.setattr(module, "main", seen.append)
     main([command, "--config", "multiview/compare", "--trainer.max_epochs", "1"])
     assert seen == [
         ["--config", str(config_root() / "multiview" / "compare.yaml"), "--trainer.max_epochs", "1"]

@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstmvision.cli import demo_config, main
+from lstmvision.cli import main
 from lstmvision.commands.configs import find_config
+from lstmvision.commands.demo import demo_config
 
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 ONE = ["--trainer.devices", "1", "--trainer.accelerator", "cpu"]

@@ -18,9 +18,9 @@ from test_cli import TINY
 from torch import nn
 
 from lstmvision._io import UnsafeFileError, check_safe, safe_load
-from lstmvision.cli import demo_config
 from lstmvision.cli import main as cli_main
 from lstmvision.commands.configs import find_config
+from lstmvision.commands.demo import demo_config
 from lstmvision.encoders import SmallCNN
 from lstmvision.export import main as export_main
 from lstmvision.models import (

@@ -17,8 +17,10 @@ import pytest
 import lstmvision
 import lstmvision.captioning
 import lstmvision.features
-from lstmvision.cli import _COMMANDS, _SUBCOMMANDS, main
+from lstmvision.cli import COMMANDS as CLI_COMMANDS
+from lstmvision.cli import main
 from lstmvision.commands.configs import list_configs
+from lstmvision.commands.lightning import SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,9 +88,9 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         main([flag])
         out = capsys.readouterr().out
         assert "lstmvision configs" in out
-        for name in _SUBCOMMANDS:
+        for name in SUBCOMMANDS:
             assert f"\n  {name} " in out, f"{name} missing from --help"
-        for name, (_, text) in _COMMANDS.items():
+        for name, (_, text) in CLI_COMMANDS.items():
             assert any(line.split() == [name, *text.split()] for line in out.splitlines()), name
 
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from lstmvision import precision as prec
-from lstmvision.cli import LstmVisionCLI, demo_config, main
+from lstmvision.cli import main
 from lstmvision.commands.configs import find_config
+from lstmvision.commands.demo import demo_config
+from lstmvision.commands.lightning import LstmVisionCLI
 from lstmvision.metrics import VideoMetrics
 from lstmvision.precision import PrecisionChoice, resolve_precision
 

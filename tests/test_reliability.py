@@ -20,7 +20,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from test_cli import TINY
 
-from lstmvision.cli import LstmVisionCLI, demo_config, main
+from lstmvision.cli import main
+from lstmvision.commands.demo import demo_config
+from lstmvision.commands.lightning import LstmVisionCLI
 from lstmvision.tasks._reliability import AtomicCheckpointIO
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from lstmvision.checkpoints import RECORD_KEY, network_differences
-from lstmvision.cli import demo_config, main
+from lstmvision.cli import main
+from lstmvision.commands.demo import demo_config
 from lstmvision.data import MovingMNISTDataModule
 from lstmvision.export import export_checkpoint
 from lstmvision.models import load_pretrained

@@ -1,6 +1,6 @@
 """The ``lstmvision`` subcommands beyond LightningCLI's fit/validate/test/predict.
 
-Each module holds one subcommand whose ``main(argv)`` the ``_COMMANDS`` table of :mod:`lstmvision.cli`
+Each module holds one subcommand whose ``main(argv)`` the ``COMMANDS`` table of :mod:`lstmvision.cli`
 names; ``configs`` also resolves ``--config NAME`` to a packaged configuration for every command.
 """
 

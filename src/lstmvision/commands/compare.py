@@ -163,7 +163,7 @@ def _slug(name: str) -> str:
 
 def _train_and_test(args: list[str]) -> tuple[float, int, float]:
     """One fit + test through the CLI; returns (test accuracy, parameters, median step seconds)."""
-    from lstmvision.cli import LstmVisionCLI, _best_checkpoint
+    from lstmvision.commands.lightning import LstmVisionCLI, best_checkpoint
 
     command, sys.argv = sys.argv, sys.argv[:1]  # the run's arguments are `args`, not the compare command's
     try:
@@ -173,7 +173,7 @@ def _train_and_test(args: list[str]) -> tuple[float, int, float]:
     timer = StepTimer()
     cli.trainer.callbacks.append(timer)  # type: ignore[attr-defined]
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    ckpt = _best_checkpoint(cli.trainer)
+    ckpt = best_checkpoint(cli.trainer)
     results = cli.trainer.test(
         cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
     )
