@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_tensor
+from lstmvision._checks import check_tensor
 from lstmvision.models.predictor import RecurrentPredictor
 
 __all__ = ["ONNX_FILE", "OPSET", "OnnxExport", "export_network", "export_onnx", "run_onnx"]

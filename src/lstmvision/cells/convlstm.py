@@ -15,18 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._checks import check_channels, check_input_dtype, check_lengths, check_rate, check_tensor
 from lstmvision.cells import _fusion
-from lstmvision.cells._common import (
-    NotScriptable,
-    check_channels,
-    check_input_dtype,
-    check_lengths,
-    check_rate,
-    check_tensor,
-    layer_channels,
-    reversal_index,
-    reverse_time,
-)
+from lstmvision.cells.common import NotScriptable, layer_channels, pair, reversal_index, reverse_time
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
 
@@ -41,16 +32,6 @@ class ConvLSTMState(NamedTuple):
 
     h: Tensor
     c: Tensor
-
-
-def _pair(value: _Pair, name: str, minimum: int) -> tuple[int, int]:
-    # anything but an int or a sequence (a float from a config) falls through to the error below
-    pair = (
-        (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    )
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
-        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
 
 
 def _tf_same(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -137,13 +118,13 @@ class ConvLSTMCell(NotScriptable, nn.Module):
         check_rate(dropout, "dropout")
         check_rate(recurrent_dropout, "recurrent_dropout")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride, self.dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride, self.dilation = pair(stride, "stride", 1), pair(dilation, "dilation", 1)
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         if padding in ("same", "valid"):
             self.padding: str | tuple[int, int] = padding  # type: ignore[assignment]
         else:
-            self.padding = _pair(padding, "padding", 0)  # type: ignore[arg-type]
+            self.padding = pair(padding, "padding", 0)  # type: ignore[arg-type]
         gates = 4 * hidden_channels
         # "same" is padded in input_gates: TF's rule depends on H, W once there is a stride
         conv_pad = self.padding if isinstance(self.padding, tuple) else 0

@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._checks import check_channels, check_input_dtype, check_lengths, check_tensor
 from lstmvision.cells import _fusion
-from lstmvision.cells._common import (
-    NotScriptable,
-    check_channels,
-    check_input_dtype,
-    check_lengths,
-    check_tensor,
-    layer_channels,
-    memory_channels_of,
-)
+from lstmvision.cells.common import NotScriptable, layer_channels, memory_channels_of
 
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
 

@@ -17,16 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._checks import check_lengths, check_rate
 from lstmvision.cells import _fusion
-from lstmvision.cells._common import (
-    NotScriptable,
-    check_lengths,
-    check_rate,
-    reversal_index,
-    reverse_time,
-    split_views,
-    view_sizes,
-)
+from lstmvision.cells.common import NotScriptable, reversal_index, reverse_time, split_views, view_sizes
 
 __all__ = ["MPLSTMState", "MultiPerspectiveLSTM", "MultiPerspectiveLSTMCell"]
 

@@ -14,20 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._checks import check_channels, check_input_dtype, check_lengths, check_rate, check_tensor
 from lstmvision.cells import _fusion
-from lstmvision.cells._common import (
+from lstmvision.cells.common import (
     NotScriptable,
-    check_channels,
-    check_input_dtype,
-    check_lengths,
-    check_rate,
-    check_tensor,
     layer_channels,
     memory_channels_of,
+    pair,
     reversal_index,
     reverse_time,
 )
-from lstmvision.cells.convlstm import _pair
 
 __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMState"]
 
@@ -114,7 +110,7 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
             raise ValueError("layer_norm=True keeps the gate bias in the norm's shift; it needs bias=True")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.memory_channels = memory_channels
-        self.kernel_size = kh, kw = _pair(kernel_size, "kernel_size", 1)
+        self.kernel_size = kh, kw = pair(kernel_size, "kernel_size", 1)
         Hc = hidden_channels
         # "same" at stride 1: an even kernel pads one more at the bottom/right, which Conv2d cannot do
         odd = kh % 2 == 1 and kw % 2 == 1

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from typing_extensions import Self
 
+from lstmvision._checks import check_input_dtype, check_tensor
 from lstmvision._io import safe_load
 from lstmvision._registry import Registry
-from lstmvision.cells._common import check_input_dtype, check_tensor
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -53,12 +53,7 @@ def _listed(items: Sequence[str]) -> str:
     return shown if len(items) <= _MAX_LISTED else f"{shown}, ... ({len(items) - _MAX_LISTED} more)"
 
 
-def _check_width_multiplier(owner: str, width_multiplier: float) -> None:
-    if not width_multiplier > 0:
-        raise ValueError(f"{owner}: width_multiplier must be > 0, got {width_multiplier}")
-
-
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
     """He et al. 2015 ("Delving deep into rectifiers") normal init for convolutions, in fan-out mode as the
     ResNet and MobileNetV2 references; BatchNorm weight 1, bias 0; linear layers keep PyTorch's default."""
     for m in module.modules():

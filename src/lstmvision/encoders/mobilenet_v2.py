@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from lstmvision.encoders.base import FrameEncoder, _check_width_multiplier, _init_weights, register_encoder
+from lstmvision._checks import check_width_multiplier
+from lstmvision.encoders.base import FrameEncoder, init_weights, register_encoder
 
 __all__ = ["MobileNetV2"]
 
@@ -112,7 +113,7 @@ class MobileNetV2(FrameEncoder):
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__(in_channels)
-        _check_width_multiplier("MobileNetV2", width_multiplier)
+        check_width_multiplier("MobileNetV2", width_multiplier)
         previous = _round_channels(_STEM_CHANNELS * width_multiplier)
         features: list[nn.Module] = [_conv_bn_relu6(in_channels, previous, 3, stride=2)]
         for expansion, channels, repeats, stride in _BLOCKS:
@@ -125,7 +126,7 @@ class MobileNetV2(FrameEncoder):
         self.features = nn.Sequential(*features)
         self.out_channels = self.feature_dim = last
         self.reduction = 32
-        _init_weights(self)
+        init_weights(self)
         self._finish_init(weights, trainable, mean, std)
 
     def forward_maps(self, x: Tensor) -> Tensor:

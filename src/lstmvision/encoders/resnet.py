@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from lstmvision.encoders.base import FrameEncoder, _check_width_multiplier, _init_weights, register_encoder
+from lstmvision._checks import check_width_multiplier
+from lstmvision.encoders.base import FrameEncoder, init_weights, register_encoder
 
 __all__ = ["ResNet18"]
 
@@ -85,7 +86,7 @@ class ResNet18(FrameEncoder):
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__(in_channels)
-        _check_width_multiplier("ResNet18", width_multiplier)
+        check_width_multiplier("ResNet18", width_multiplier)
         widths = [max(1, round(w * width_multiplier)) for w in _WIDTHS]
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
@@ -106,7 +107,7 @@ class ResNet18(FrameEncoder):
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.out_channels = self.feature_dim = widths[-1]
         self.reduction = 8 if small_input else 32
-        _init_weights(self)
+        init_weights(self)
         self._finish_init(weights, trainable, mean, std)
 
     def forward_maps(self, x: Tensor) -> Tensor:

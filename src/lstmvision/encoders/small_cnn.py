@@ -9,7 +9,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.encoders.base import FrameEncoder, _init_weights, register_encoder
+from lstmvision.encoders.base import FrameEncoder, init_weights, register_encoder
 
 __all__ = ["SmallCNN"]
 
@@ -101,7 +101,7 @@ class SmallCNN(FrameEncoder):
         self.out_channels = channels[-1]
         self.feature_dim = feature_dim if feature_dim is not None else flat
         self.reduction = 2 ** len(channels)
-        _init_weights(self)
+        init_weights(self)
         self._finish_init(weights, trainable, mean, std)
 
     def forward_maps(self, x: Tensor) -> Tensor:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.encoders.base import FrameEncoder, _check_width_multiplier, _init_weights, register_encoder
+from lstmvision._checks import check_width_multiplier
+from lstmvision.encoders.base import FrameEncoder, init_weights, register_encoder
 
 __all__ = ["VGGM"]
 
@@ -85,7 +86,7 @@ class VGGM(FrameEncoder):
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__(in_channels)
-        _check_width_multiplier("VGGM", width_multiplier)
+        check_width_multiplier("VGGM", width_multiplier)
         if pool_size < 1:
             raise ValueError(f"VGGM: pool_size must be >= 1, got {pool_size}")
         if feature_dim is not None and feature_dim < 1:
@@ -105,7 +106,7 @@ class VGGM(FrameEncoder):
         self.out_channels = c3
         self.feature_dim = feature_dim if feature_dim is not None else flat
         self.reduction = 32
-        _init_weights(self)
+        init_weights(self)
         self._finish_init(weights, trainable, mean, std)
 
     def forward_maps(self, x: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstmvision.cells._common import check_lengths, check_tensor
+from lstmvision._checks import check_lengths, check_tensor
 
 __all__ = ["TemporalAttentionPooling", "length_mask", "temporal_mean"]
 

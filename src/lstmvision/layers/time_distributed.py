@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from lstmvision.cells._common import check_tensor
+from lstmvision._checks import check_tensor
 
 __all__ = ["TimeDistributed", "stack_frames"]
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmvision.cells._common import check_input_dtype, check_lengths, check_rate, check_tensor
+from lstmvision._checks import check_input_dtype, check_lengths, check_rate, check_tensor
 from lstmvision.encoders import FrameEncoder
 from lstmvision.layers import TimeDistributed, length_mask, temporal_mean
 from lstmvision.models.registry import register_model

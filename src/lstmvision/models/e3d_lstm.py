@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._checks import check_fraction, check_input_dtype, check_tensor
 from lstmvision._io import safe_load
 from lstmvision.cells import Eidetic3DLSTM, Eidetic3DLSTMState
-from lstmvision.cells._common import check_input_dtype, check_tensor
 from lstmvision.layers import observed_frames
 from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
 from lstmvision.models.registry import register_model
@@ -174,7 +174,7 @@ class E3DLSTMClassifier(nn.Module):
         ):
             if value < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}")
-        _check_fraction(observed_fraction)
+        check_fraction(observed_fraction, "observed_fraction")
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
         if not 0.0 <= dropout < 1.0:
@@ -213,7 +213,7 @@ class E3DLSTMClassifier(nn.Module):
 
     def forward(self, frames: Tensor, *, observed_fraction: float | None = None) -> Tensor:
         fraction = self.observed_fraction if observed_fraction is None else observed_fraction
-        _check_fraction(fraction)
+        check_fraction(fraction, "observed_fraction")
         check_tensor(type(self).__name__, frames, "frames")
         if frames.dim() != 5:
             raise ValueError(
@@ -236,8 +236,3 @@ class E3DLSTMClassifier(nn.Module):
         pooled = hidden[:, -1] if self.pooling == "last" else hidden.mean(dim=1)  # (B, Hc, w, H/p, W/p)
         features = pooled.mean(dim=(2, 3, 4))  # (B, Hc)
         return self.classifier(self.dropout(features))
-
-
-def _check_fraction(fraction: float) -> None:
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"observed_fraction must be in (0, 1], got {fraction}")

@@ -31,12 +31,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmvision.cells._common import check_input_dtype, check_lengths, split_views, view_sizes
+from lstmvision._checks import check_input_dtype, check_lengths, check_rate
+from lstmvision.cells.common import split_views, view_sizes
 from lstmvision.cells.mplstm import MultiPerspectiveLSTM
 from lstmvision.cells.mvlstm import MultiViewLSTM
 from lstmvision.layers import TemporalAttentionPooling, TimeDistributed
 from lstmvision.models.registry import register_model
-from lstmvision.models.video_classifier import _as_frame_encoder, _check_dropout
+from lstmvision.models.video_classifier import as_frame_encoder
 
 __all__ = [
     "EarlyFusionClassifier",
@@ -96,7 +97,7 @@ class _MultiViewClassifier(nn.Module):
             )
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        frame_encoder = _as_frame_encoder(encoder, in_channels)
+        frame_encoder = as_frame_encoder(encoder, in_channels)
         copies = 1 if share_encoder else len(self.encoded_views)
         # separate encoders start as copies of one (the same pretrained weights, if any) and diverge
         for k in range(copies):
@@ -162,7 +163,7 @@ def _check_common(hidden_size: int, attention_size: int, num_layers: int, **drop
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     for name, rate in dropouts.items():
-        _check_dropout(name, rate)
+        check_rate(rate, name)
 
 
 def _lstm(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float) -> nn.LSTM:

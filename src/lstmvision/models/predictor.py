@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision._checks import check_input_dtype, check_tensor
 from lstmvision.cells import ConvLSTMCell, ConvLSTMState
-from lstmvision.cells._common import check_input_dtype, check_tensor
 from lstmvision.models.registry import register_model
 
 __all__ = ["ConvLSTMPredictor", "RecurrentPredictor"]

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lstmvision._checks import check_input_dtype, check_lengths, check_rate, check_tensor
 from lstmvision.cells import ConvLSTM
-from lstmvision.cells._common import check_input_dtype, check_lengths, check_tensor
 from lstmvision.encoders import ExternalEncoder, FrameEncoder, create_encoder, dry_run
 from lstmvision.layers import TemporalAttentionPooling, TimeDistributed, stack_frames, temporal_mean
 from lstmvision.models.registry import register_model
@@ -31,12 +31,7 @@ from lstmvision.models.registry import register_model
 __all__ = ["CNNLSTM", "CNNConvLSTM", "SingleFrameClassifier"]
 
 
-def _check_dropout(name: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-
-
-def _as_frame_encoder(encoder: nn.Module | str, in_channels: int) -> FrameEncoder:
+def as_frame_encoder(encoder: nn.Module | str, in_channels: int) -> FrameEncoder:
     """A registered name, a FrameEncoder (checked) or any module (wrapped) as a FrameEncoder."""
     if isinstance(encoder, str):
         return create_encoder(encoder, in_channels=in_channels)
@@ -68,7 +63,7 @@ class _FrameClassifier(nn.Module):
         if frame_stack < 1:
             raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
         self.num_classes, self.in_channels, self.frame_stack = num_classes, in_channels, frame_stack
-        frame_encoder = _as_frame_encoder(encoder, in_channels * frame_stack)
+        frame_encoder = as_frame_encoder(encoder, in_channels * frame_stack)
         self.encoder = TimeDistributed(frame_encoder, input_rank=5)
 
     @property
@@ -154,7 +149,7 @@ class CNNLSTM(_FrameClassifier):
             ("feature_dropout", feature_dropout),
             ("classifier_dropout", classifier_dropout),
         ):
-            _check_dropout(name, value)
+            check_rate(value, name)
         self.pooling = pooling
         self.feature_dropout = nn.Dropout(feature_dropout)
         self.lstm = nn.LSTM(
@@ -243,7 +238,7 @@ class CNNConvLSTM(_FrameClassifier):
             raise ValueError(f"head must be 'flatten' or 'pool', got {head!r}")
         if dense_size is not None and dense_size < 1:
             raise ValueError(f"dense_size must be >= 1 or None, got {dense_size}")
-        _check_dropout("dropout", dropout)
+        check_rate(dropout, "dropout")
         if not self.frame_encoder.has_maps:
             raise ValueError(
                 f"CNNConvLSTM needs an encoder that returns feature maps (N, C, H, W); "
@@ -334,7 +329,7 @@ class SingleFrameClassifier(_FrameClassifier):
         frame_stack: int = 1,
     ) -> None:
         super().__init__(num_classes, encoder, in_channels, frame_stack)
-        _check_dropout("dropout", dropout)
+        check_rate(dropout, "dropout")
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(self.frame_encoder.feature_dim, num_classes)
         )

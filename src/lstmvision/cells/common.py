@@ -1,4 +1,6 @@
-"""Argument checks shared by the cells and their sequence wrappers (private)."""
+"""What the recurrent cells share: channels per layer, views, time reversal, pairs of sizes, and the
+refusal of ``torch.jit.script``. Argument and tensor checks used across the package live in
+:mod:`lstmvision._checks`."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from typing import NoReturn
 
 import torch
 from torch import Tensor, nn
+
+from lstmvision._checks import check_input_dtype
 
 
 def layer_channels(hidden_channels: int | Sequence[int], num_layers: int | None = None) -> list[int]:
@@ -37,34 +41,6 @@ def layer_channels(hidden_channels: int | Sequence[int], num_layers: int | None 
     return hidden
 
 
-def check_tensor(who: str, x: object, name: str = "x") -> None:
-    """A TypeError naming the expected and the received type unless ``x`` is a ``torch.Tensor``.
-
-    The first check of every entry point: a NumPy array or a list would otherwise fail later with
-    "object has no attribute 'dim'", which says nothing about what to pass instead.
-    """
-    if isinstance(x, Tensor):
-        return
-    hint = " (convert it with torch.from_numpy(x))" if type(x).__module__ == "numpy" else ""
-    raise TypeError(
-        f"{who} expects {name} to be a torch.Tensor, got {type(x).__module__}.{type(x).__name__}{hint}"
-    )
-
-
-def check_channels(who: str, x: Tensor, channels: int, axis: int) -> None:
-    """A ValueError unless ``x.shape[axis] == channels``; for a likely channels-last input (the last axis
-    holds ``channels``) the message shows the ``permute`` that moves it into place."""
-    axis = axis % x.dim()
-    if x.shape[axis] == channels:
-        return
-    message = f"{who} expects {channels} channels, got {x.shape[axis]} in {tuple(x.shape)}"
-    if x.shape[-1] == channels and axis != x.dim() - 1:
-        # channels last, e.g. (B, T, H, W, C) from NumPy or Keras: move the last axis to `axis`
-        order = [*range(axis), x.dim() - 1, *range(axis, x.dim() - 1)]
-        message += f"; it looks channels-last: use x.permute({', '.join(map(str, order))})"
-    raise ValueError(message)
-
-
 class NotScriptable:
     """Mixin for modules that refuse ``torch.jit.script`` with a message saying what to use instead.
 
@@ -91,37 +67,6 @@ def memory_channels_of(in_channels: int, hidden_channels: int, memory_channels: 
             f"in_channels={in_channels}, hidden_channels={hidden_channels}, memory_channels={memory}"
         )
     return memory
-
-
-def check_lengths(lengths: Tensor | None, B: int, T: int, device: torch.device) -> Tensor | None:
-    """Per-clip valid lengths ``(B,)`` as integers in ``[1, T]`` on ``device``, or a ValueError saying why not."""
-    if lengths is None:
-        return None
-    lengths = torch.as_tensor(lengths)
-    if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-        raise ValueError(
-            f"lengths must be integers of shape ({B},), got {lengths.dtype} {tuple(lengths.shape)}"
-        )
-    if int(lengths.min()) < 1 or int(lengths.max()) > T:
-        raise ValueError(f"lengths must be in [1, T={T}], got {lengths.tolist()}")
-    return lengths.to(device)
-
-
-def check_input_dtype(who: str, x: Tensor, module: nn.Module) -> None:
-    """A floating-point input of the module's weight dtype (any float under autocast), or a ValueError.
-
-    Without this, a float64 clip into float32 weights fails deep inside a convolution with torch's own
-    message; under ``torch.autocast`` mixed dtypes are the point, so only the float check applies.
-    """
-    if not x.is_floating_point():
-        raise ValueError(f"{who} expects a floating-point input, got dtype {x.dtype}")
-    weight = next((p for p in module.parameters() if p.is_floating_point()), None)
-    if weight is None or x.dtype == weight.dtype or torch.is_autocast_enabled(x.device.type):
-        return
-    raise ValueError(
-        f"{who} expects {weight.dtype} input (the dtype of its weights), got {x.dtype}: convert the input "
-        f"(x.to({weight.dtype})), the model (model.to({x.dtype})), or run under torch.autocast"
-    )
 
 
 def view_sizes(input_size: int | Sequence[int], num_views: int) -> list[int]:
@@ -177,12 +122,6 @@ def split_views(
     return views
 
 
-def check_rate(value: float, name: str) -> None:
-    """A dropout rate in [0, 1), or a ValueError naming the key."""
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-
-
 def reversal_index(lengths: Tensor | None, T: int, device: torch.device) -> Tensor | None:
     """``(B, T)`` time index that reverses each sequence within its own valid steps (padding stays in
     place), for :func:`reverse_time`; None when every sequence has all T steps (a plain flip)."""
@@ -198,3 +137,14 @@ def reverse_time(x: Tensor, index: Tensor | None) -> Tensor:
     if index is None:
         return x.flip(1)
     return x[torch.arange(x.shape[0], device=x.device)[:, None], index]  # (B, T, ...)
+
+
+def pair(value: int | Sequence[int], name: str, minimum: int) -> tuple[int, int]:
+    """``(value, value)`` for an int, the pair itself for two ints; each at least ``minimum``."""
+    # anything but an int or a sequence (a float from a config) falls through to the error below
+    both = (
+        (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    )
+    if len(both) != 2 or not all(isinstance(v, int) and v >= minimum for v in both):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return both  # type: ignore[return-value]
