@@ -37,7 +37,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 from timing import interleaved_medians, load_average, parse_rounds
 
-from lstmvision.data.video import VideoClips, clip_span, random_start, uniform_starts
+from lstmvision.data import VideoClips, clip_span, random_start, uniform_starts
 
 FRAMES, WIDTH, HEIGHT, CLIP = 300, 320, 240, 16
 TRAIN_SEED = 0

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmvision.data.moving_mnist import DIGIT_SIZE, read_mnist_idx
+from lstmvision.data import DIGIT_SIZE, read_mnist_idx
 
 logger = logging.getLogger("build_mnist_asset")
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from video_files import write_video
 
-from lstmvision.data.video import read_frames
+from lstmvision.data import read_frames
 from lstmvision.encoders import create_encoder
 from lstmvision.features import (
     ExtractionReport,

@@ -297,10 +297,12 @@ def test_patch_size_error_names_the_key_and_the_frame_size() -> None:
 
 # ------------------------------------------------------------------------------------- data modules
 def _data_modules(root: str) -> dict[str, tuple[Callable[..., object], dict[str, object]]]:
-    from lstmvision.data.kth import KTHDataModule
-    from lstmvision.data.moving_actions import MovingDigitActionsDataModule
-    from lstmvision.data.moving_mnist import MovingMNISTDataModule
-    from lstmvision.data.video import VideoDataModule
+    from lstmvision.data import (
+        KTHDataModule,
+        MovingDigitActionsDataModule,
+        MovingMNISTDataModule,
+        VideoDataModule,
+    )
 
     return {
         "moving_mnist": (MovingMNISTDataModule, {}),
@@ -333,7 +335,7 @@ def test_data_module_constructors_reject_out_of_range_values_naming_the_key(
 
 @pytest.mark.parametrize("key", ["train_persons", "test_persons"])
 def test_kth_persons_not_a_list_names_the_key(key: str, tmp_path: object) -> None:
-    from lstmvision.data.kth import KTHDataModule
+    from lstmvision.data import KTHDataModule
 
     with pytest.raises(TypeError, match=key):
         KTHDataModule(root=str(tmp_path), **{key: 3})  # type: ignore[arg-type]

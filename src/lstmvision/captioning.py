@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from lstmvision.data.captioning import uniform_frame_indices
-from lstmvision.data.captions import Vocabulary
-from lstmvision.data.video import VIDEO_EXTENSIONS, ClipTransform, _check_extensions, _frame_files
+from lstmvision.data.checks import check_extensions
+from lstmvision.data.io.frames import VIDEO_EXTENSIONS, frame_files
+from lstmvision.data.io.sampling import uniform_frame_indices
+from lstmvision.data.io.transforms import ClipTransform
 from lstmvision.encoders import FrameEncoder
 from lstmvision.export import load_network
 from lstmvision.features import (
@@ -38,6 +39,7 @@ from lstmvision.features import (
     _UnreadableVideo,
 )
 from lstmvision.tasks.captioning import CHECKPOINT_KEY, attention_rows
+from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map
 
 __all__ = ["CaptionReport", "VideoCaption", "caption_videos", "main"]
@@ -81,7 +83,7 @@ def _videos(paths: Sequence[str | Path], extensions: tuple[str, ...]) -> dict[st
 
 def _is_frame_folder(folder: Path) -> bool:
     """A folder of frame images (one video) rather than a folder of videos."""
-    return bool(_frame_files(folder))
+    return bool(frame_files(folder))
 
 
 class _Inputs:
@@ -173,7 +175,7 @@ def caption_videos(
     torch_device = torch.device(device)
     model = loaded.model.to(torch_device).eval()
     inputs = _Inputs(saved.get("inputs") or {}, weights, torch_device)
-    listed = _videos(videos, _check_extensions(VIDEO_EXTENSIONS if extensions is None else extensions))
+    listed = _videos(videos, check_extensions(VIDEO_EXTENSIONS if extensions is None else extensions))
     if not listed:
         raise ValueError(f"no video found in {[str(v) for v in videos]}")
     run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent

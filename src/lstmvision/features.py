@@ -28,18 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lstmvision.data.captioning import uniform_frame_indices
-
-# the video module's private listing and extension check: the same videos as the classification data
-from lstmvision.data.video import (
-    VIDEO_EXTENSIONS,
-    ClipTransform,
-    _check_extensions,
-    _check_positive,
-    _videos_in,
-    count_frames,
-    read_frames,
-)
+# the data package's listing and extension check: the same videos as the classification data
+from lstmvision.data.checks import check_extensions, check_positive
+from lstmvision.data.io.frames import VIDEO_EXTENSIONS, videos_in
+from lstmvision.data.io.reading import count_frames, read_frames
+from lstmvision.data.io.sampling import uniform_frame_indices
+from lstmvision.data.io.transforms import ClipTransform
 from lstmvision.encoders import FrameEncoder, create_encoder, encode, list_encoders
 
 __all__ = [
@@ -239,7 +233,7 @@ def _list_videos(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     if not folder.is_dir():
         raise ValueError(f"{folder}: expected a folder of videos, got a file")
     videos: dict[str, Path] = {}
-    for video in _videos_in(folder, extensions):
+    for video in videos_in(folder, extensions):
         video_id = video.name if video.is_dir() else video.stem
         if video_id in videos:
             raise ValueError(
@@ -357,19 +351,19 @@ def extract_features(
         batch_size: frames per encoder call.
         on_error: an undecodable video is logged and reported (``"skip"``) or raises ``ValueError``
             naming it (``"raise"``); the videos written before it stay in the file either way.
-        extensions: video file extensions; None: :data:`lstmvision.data.video.VIDEO_EXTENSIONS`.
+        extensions: video file extensions; None: :data:`lstmvision.data.VIDEO_EXTENSIONS`.
         progress: show a progress bar over the videos.
         device: where the encoder runs.
 
     Returns:
         :class:`ExtractionReport`.
     """
-    _check_positive(frames=frames, batch_size=batch_size)
+    check_positive(frames=frames, batch_size=batch_size)
     if image_size is not None:
-        _check_positive(image_size=image_size)
+        check_positive(image_size=image_size)
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-    exts = _check_extensions(VIDEO_EXTENSIONS if extensions is None else extensions)
+    exts = check_extensions(VIDEO_EXTENSIONS if extensions is None else extensions)
     args = dict(encoder_args or {})
     if any(not isinstance(key, str) for key in args):
         raise ValueError(f"encoder_args keys must be argument names (strings), got {list(args)}")

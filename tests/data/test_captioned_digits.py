@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from lstmvision.data import load_digits
-from lstmvision.data.captioned_digits import (
+from lstmvision.data import (
     DIGIT_MOTIONS,
+    DIGIT_SIZE,
     MAX_REFERENCES,
     CaptionedDigits,
     generate_captioned_clip,
+    load_digits,
 )
-from lstmvision.data.moving_mnist import DIGIT_SIZE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,17 +13,15 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lstmvision.data.captions import (
+from lstmvision.data import (
     CaptionSet,
-    Vocabulary,
-    encode_captions,
     msvd_splits,
     read_caption_json,
     read_msrvtt,
     read_msvd_csv,
     read_youtube_mapping,
-    tokenize,
 )
+from lstmvision.text import Vocabulary, encode_captions, tokenize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

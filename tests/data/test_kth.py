@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, RandomSampler
 
-from lstmvision.data.kth import (
+from lstmvision.data import (
     KTH_ACTIONS,
     KTH_TEST_PERSONS,
     KTH_TRAIN_PERSONS,
@@ -237,7 +237,7 @@ def test_short_and_gapped_folders_skipped_with_warning(
     write_video(root, "boxing", 2, numbers=range(1, 4))  # 3 frames
     write_video(root, "boxing", 3, numbers=[1, 2, 3, 5, 6, 7])  # no 4 consecutive
     (root / "boxing" / "person04_boxing_d1").mkdir()  # empty
-    with caplog.at_level(logging.WARNING, logger="lstmvision.data.kth"):
+    with caplog.at_level(logging.WARNING, logger="lstmvision.data.layouts.kth_frames"):
         dataset = KTHFrames(root, persons=(1, 2, 3, 4), seq_length=4, image_size=8)
     assert len(dataset) == 3 and {dataset.locate(i)[0].person for i in range(3)} == {1}
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -368,7 +368,7 @@ def test_corrupt_frame_raise_through_worker(tmp_path: Path) -> None:
 def test_corrupt_frame_skip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     bad = _tree_with_truncated_frame(tmp_path)
     dataset = KTHFrames(tmp_path, persons=(1,), seq_length=4, image_size=8, on_corrupt="skip")
-    with caplog.at_level(logging.WARNING, logger="lstmvision.data.kth"):
+    with caplog.at_level(logging.WARNING, logger="lstmvision.data.layouts.kth_frames"):
         clip, label = dataset[1]  # replaced by the next readable sequence, frames 9-12
         dataset[1]  # the bad file is remembered: not decoded, nor reported, twice
     assert pixel_codes(clip)[1] == [9, 10, 11, 12] and int(label) == 0

@@ -20,18 +20,16 @@ from hypothesis import strategies as st
 from PIL import Image
 from video_files import write_video
 
-from lstmvision.data.kth import KTHFrames
-from lstmvision.data.moving_mnist import (
-    load_digits,
-    read_e3d_npz,
-    read_mnist_idx,
-    read_moving_mnist_npy,
-)
-from lstmvision.data.video import (
+from lstmvision.data import (
+    KTHFrames,
     VideoClips,
     count_frames,
+    load_digits,
+    read_e3d_npz,
     read_frames,
     read_hmdb51_splits,
+    read_mnist_idx,
+    read_moving_mnist_npy,
     read_ucf101_splits,
 )
 

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from lstmvision.data import EpochSampler, load_digits
-from lstmvision.data.moving_actions import (
+from lstmvision.data import (
     MOVING_ACTIONS,
+    EpochSampler,
     MovingDigitActions,
     MovingDigitActionsDataModule,
     generate_action_clip,
+    load_digits,
 )
 
 DIGITS = load_digits("train").images

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from video_files import write_video
 
-from lstmvision.data.multiview_files import (
+from lstmvision.data import (
     OULUVS2_DIGIT_SEQUENCES,
     OULUVS2_PHRASES,
     MultiViewFeaturesDataModule,

@@ -16,9 +16,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from video_files import write_video
 
-from lstmvision.data import kth as kth_module
-from lstmvision.data import video as video_module
-from lstmvision.data.video import (
+from lstmvision.data import (
     ClipTransform,
     VideoClips,
     VideoDataModule,
@@ -35,6 +33,9 @@ from lstmvision.data.video import (
     scan_class_folders,
     uniform_starts,
 )
+from lstmvision.data.io import clips as clips_module
+from lstmvision.data.io import reading as reading_module
+from lstmvision.data.layouts import kth as kth_module
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -186,9 +187,9 @@ def test_centre_clip_of_every_container(videos: dict[str, Path], key: str) -> No
 
 
 def test_decoding_stops_after_the_last_needed_frame(videos: dict[str, Path]) -> None:
-    frames, decoded = video_module._decode_video(videos["mp4-libx264"], [0, 2])
+    frames, decoded = reading_module.decode_video(videos["mp4-libx264"], [0, 2])
     assert decoded == 3 and sorted(frames) == [0, 2]
-    _, decoded = video_module._decode_video(videos["mp4-libx264"], [100])
+    _, decoded = reading_module.decode_video(videos["mp4-libx264"], [100])
     assert decoded == T_VIDEO  # asked past the end: the true length
 
 
@@ -197,7 +198,7 @@ def test_wrong_frame_count_hint_is_corrected(
 ) -> None:
     path = videos["mkv-libx264"]
     expected = clips_of([(path, 0)], num_frames=4, frame_stride=3)[0][0]
-    monkeypatch.setattr(video_module, "_video_frame_hint", lambda path: 40)  # says 40, holds 24
+    monkeypatch.setattr(clips_module, "video_frame_hint", lambda path: 40)  # says 40, holds 24
     dataset = clips_of([(path, 0)], num_frames=4, frame_stride=3, test_clips=3)
     clips, _ = dataset[0]
     assert [video_indices(c) for c in clips] == [[2, 5, 8, 11], [7, 10, 13, 16], [11, 14, 17, 20]]
@@ -237,7 +238,7 @@ def test_short_clips_pad_loop_reject(videos: dict[str, Path], caplog: pytest.Log
     skip = clips_of(
         [(short, 0), (long, 1)], num_frames=4, frame_stride=2, short_clips="reject", on_corrupt="skip"
     )
-    with caplog.at_level(logging.WARNING, logger="lstmvision.data.video"):
+    with caplog.at_level(logging.WARNING, logger="lstmvision.data.io.clips"):
         clip, label = skip[0]
     assert label.item() == 1 and video_indices(clip) == [8, 10, 12, 14]  # the next video, centre clip
     assert skip.skipped == 1 and str(short) in caplog.text
@@ -345,7 +346,7 @@ def test_corrupt_videos_skipped_and_counted(
         (videos["folder"], 3),
     ]
     dataset = clips_of(samples, num_frames=4, on_corrupt="skip")
-    with caplog.at_level(logging.WARNING, logger="lstmvision.data.video"):
+    with caplog.at_level(logging.WARNING, logger="lstmvision.data.io.clips"):
         clips, labels = next(iter(DataLoader(dataset, batch_size=4)))
     assert clips.shape == (4, 4, 3, HEIGHT, WIDTH)
     assert labels.tolist() == [1, 1, 3, 3]  # each bad video replaced by the next usable one

@@ -24,9 +24,10 @@ from lstmvision.data import (
     CaptionedDigits,
     CaptionedDigitsDataModule,
     CaptionFeaturesDataModule,
+    ClipTransform,
+    read_frames,
     uniform_frame_indices,
 )
-from lstmvision.data.video import ClipTransform, read_frames
 from lstmvision.encoders import SmallCNN
 from lstmvision.metrics import score_captions
 from lstmvision.models import SALSTM

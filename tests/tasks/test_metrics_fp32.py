@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.data.captioning import CaptionBatch
+from lstmvision.data import CaptionBatch
 from lstmvision.metrics import frame_mse, frame_ssim
 from lstmvision.tasks import CaptioningTask, VideoClassificationTask, VideoPredictionTask
 

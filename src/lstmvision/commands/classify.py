@@ -31,7 +31,7 @@ from lstmvision.commands.forecast import (
     reported_errors,
     saved_data_args,
 )
-from lstmvision.data.video import VideoClips
+from lstmvision.data import VideoClips
 from lstmvision.export import LoadedNetwork, load_network
 
 __all__ = ["Classification", "class_names", "classify_video", "clip_settings", "main"]

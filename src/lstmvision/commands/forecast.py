@@ -27,7 +27,7 @@ import yaml
 from torch import Tensor, nn
 
 from lstmvision.console import debug_requested, error_line
-from lstmvision.data.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, ClipTransform, count_frames, read_frames
+from lstmvision.data import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, ClipTransform, count_frames, read_frames
 from lstmvision.export import LoadedNetwork, load_network
 from lstmvision.viz import ANIMATION_FORMATS, save_forecast_animation
 

@@ -1,104 +1,100 @@
-"""Datasets, LightningDataModules, readers of public file formats and the embedded generators."""
+"""Datasets, LightningDataModules, readers of public file formats and the embedded generators.
 
-from lstmvision.data.captioned_digits import (
-    DIGIT_MOTIONS,
-    MAX_REFERENCES,
-    CaptionedClipInfo,
-    CaptionedDigits,
-    generate_captioned_clip,
-)
-from lstmvision.data.captioning import (
+Where things live (docs/data.md, "Where things live"): ``io/`` reads and samples video frames,
+``formats/`` reads public file formats, ``layouts/`` lists the samples of public folder layouts,
+``embedded/`` generates the data sets shipped with the package, ``datamodules/`` holds one
+LightningDataModule a file. Everything below is importable from ``lstmvision.data``.
+"""
+
+from lstmvision.data.datamodules import (
     CaptionBatch,
     CaptionCollate,
     CaptionedDigitsDataModule,
-    CaptionFeatures,
     CaptionFeaturesDataModule,
-    most_frequent_caption,
-    uniform_frame_indices,
-)
-from lstmvision.data.captions import (
-    MSVD_SPLIT_SIZES,
-    SPLITS,
-    CaptionSet,
-    Vocabulary,
-    encode_captions,
-    msvd_splits,
-    read_caption_json,
-    read_msrvtt,
-    read_msvd_csv,
-    read_youtube_mapping,
-    tokenize,
-)
-from lstmvision.data.kth import (
-    KTH_ACTIONS,
-    KTH_FAST_ACTIONS,
-    KTH_TEST_PERSONS,
-    KTH_TRAIN_PERSONS,
     KTHDataModule,
-    KTHFrames,
-    KTHVideo,
-    scan_kth_frames,
-    sequence_starts,
-)
-from lstmvision.data.moving_actions import (
-    MOVING_ACTIONS,
-    MovingDigitActions,
     MovingDigitActionsDataModule,
-    generate_action_clip,
+    MovingMNISTDataModule,
+    MultiViewDigitActionsDataModule,
+    MultiViewFeaturesDataModule,
+    MultiViewVideoDataModule,
+    VideoDataModule,
+    most_frequent_caption,
 )
-from lstmvision.data.moving_mnist import (
+from lstmvision.data.embedded import (
+    DIGIT_MOTIONS,
     DIGIT_SIZE,
+    MAX_REFERENCES,
+    MOVING_ACTIONS,
+    TRANSLATION_ACTIONS,
+    CameraView,
+    CaptionedClipInfo,
+    CaptionedDigits,
     EpochSampler,
     GeneratedMovingMNIST,
     MNISTDigits,
-    MovingMNISTArray,
-    MovingMNISTDataModule,
+    MovingDigitActions,
+    MultiViewDigitActions,
+    camera_views,
+    generate_action_clip,
+    generate_captioned_clip,
     generate_moving_digits,
     load_digits,
+    render_views,
+)
+from lstmvision.data.formats import (
+    MSVD_SPLIT_SIZES,
+    SPLITS,
+    CaptionFeatures,
+    CaptionSet,
+    MovingMNISTArray,
+    MultiViewFeatures,
+    msvd_splits,
+    read_caption_json,
     read_e3d_npz,
     read_mnist_idx,
     read_moving_mnist_npy,
+    read_msrvtt,
+    read_msvd_csv,
+    read_youtube_mapping,
 )
-from lstmvision.data.multiview import (
-    TRANSLATION_ACTIONS,
-    CameraView,
-    MultiViewDigitActions,
-    MultiViewDigitActionsDataModule,
-    camera_views,
-    render_views,
-)
-from lstmvision.data.multiview_files import (
-    LIGHTFIELD_VIEWS,
-    OULUVS2_DIGIT_SEQUENCES,
-    OULUVS2_PHRASES,
-    OULUVS2_VIEW_ANGLES,
-    MultiViewClips,
-    MultiViewFeatures,
-    MultiViewFeaturesDataModule,
-    MultiViewSample,
-    MultiViewVideoDataModule,
-    ouluvs2_utterance_classes,
-)
-from lstmvision.data.video import (
+from lstmvision.data.io import (
     FRAME_EXTENSIONS,
     VIDEO_EXTENSIONS,
     ClipTransform,
+    MultiViewClips,
+    MultiViewSample,
     VideoClips,
-    VideoDataModule,
     VideoSample,
-    VideoSplits,
     clip_indices,
     clip_span,
     count_frames,
     random_start,
-    read_folder_splits,
     read_frames,
+    uniform_frame_indices,
+    uniform_starts,
+)
+from lstmvision.data.layouts import (
+    KTH_ACTIONS,
+    KTH_FAST_ACTIONS,
+    KTH_TEST_PERSONS,
+    KTH_TRAIN_PERSONS,
+    LIGHTFIELD_VIEWS,
+    OULUVS2_DIGIT_SEQUENCES,
+    OULUVS2_PHRASES,
+    OULUVS2_VIEW_ANGLES,
+    KTHFrames,
+    KTHVideo,
+    VideoSplits,
+    ouluvs2_utterance_classes,
+    read_folder_splits,
     read_hmdb51_splits,
     read_kth_video_splits,
     read_ucf101_splits,
     scan_class_folders,
-    uniform_starts,
+    scan_kth_frames,
+    sequence_starts,
 )
+from lstmvision.text import Vocabulary, encode_captions, tokenize
 
 __all__ = [
     "DIGIT_MOTIONS",

@@ -7,7 +7,7 @@ captions]}``. The corpus scores and the per-video scores come back in a :class:`
 
 **Java.** The PTB tokenizer and METEOR are Java programs. Without a Java runtime (:func:`find_java`),
 the captions are tokenised by :func:`ptb_tokenize_python`, which gives the same words on ordinary text
-(see :func:`lstmvision.data.captions.tokenize` for where they differ), and METEOR is skipped: a WARNING
+(see :func:`lstmvision.text.tokenize` for where they differ), and METEOR is skipped: a WARNING
 says so and :attr:`CaptionScores.skipped` holds the reason.
 
 **CIDEr** takes its document frequencies from the references given, so it is only comparable between
@@ -38,7 +38,7 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from lstmvision.data.captions import tokenize
+from lstmvision.text import tokenize
 
 __all__ = ["METRIC_NAMES", "CaptionScores", "find_java", "ptb_tokenize_python", "score_captions"]
 
@@ -99,7 +99,7 @@ def ptb_tokenize_python(caption: str) -> str:
     """``caption`` tokenised as pycocoevalcap's PTBTokenizer does, in Python: lower case, PTB word
     splits, punctuation removed, brackets written ``-lrb-`` etc. as pycocoevalcap leaves them, tokens
     joined by single spaces. Equal to the Java tokenizer on ordinary text; the differences on unusual
-    text are listed in :func:`lstmvision.data.captions.tokenize`."""
+    text are listed in :func:`lstmvision.text.tokenize`."""
     return " ".join(tokenize(caption, keep_brackets=True))
 
 

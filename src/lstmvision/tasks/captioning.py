@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from lstmvision.data.captioning import CaptionBatch
-from lstmvision.data.captions import Vocabulary
+from lstmvision.data import CaptionBatch
 from lstmvision.metrics import CaptionScores, fp32, score_captions
 from lstmvision.tasks._outputs import announce, default_checkpoints, gather_on_rank_zero, run_dir
 from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
+from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map
 
 __all__ = ["CaptioningTask", "attention_rows", "write_captions"]

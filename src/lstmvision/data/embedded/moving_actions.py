@@ -23,7 +23,8 @@ on the order of its parts, never on what a single frame shows:
   of the set: ``left`` ↔ ``right``, ``up`` ↔ ``down``, clockwise ↔ counter-clockwise,
   ``right_then_up`` ↔ ``down_then_left``, ``up_then_right`` ↔ ``left_then_down``.
 
-docs/data.md ("Embedded action set") describes the rendering in full.
+docs/data.md ("Embedded action set") describes the rendering in full. The data module is
+:class:`~lstmvision.data.datamodules.moving_actions.MovingDigitActionsDataModule`.
 """
 
 from __future__ import annotations
@@ -32,16 +33,22 @@ import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data._common import SetsDataModule, check_generated_set, check_loader_args, sets_for_stage
-from lstmvision.data.moving_mnist import DIGIT_SIZE, EpochSampler, Split, _speed_range, load_digits
+from lstmvision.data.checks import check_generated_set
+from lstmvision.data.embedded.digits import DIGIT_SIZE, Split, load_digits
+from lstmvision.data.embedded.moving_mnist import speed_range
 
-__all__ = ["MOVING_ACTIONS", "MovingDigitActions", "MovingDigitActionsDataModule", "generate_action_clip"]
+__all__ = [
+    "MOVING_ACTIONS",
+    "MovingDigitActions",
+    "action_class_names",
+    "check_clip_args",
+    "generate_action_clip",
+]
 
 MOVING_ACTIONS: tuple[str, ...] = (
     "left",
@@ -81,12 +88,7 @@ _MIN_IMAGE_SIZE = 16
 _MIN_SEQ_LENGTH = 3  # two motions in order need at least two steps
 
 
-# --------------------------------------------------------------------------------------------------
-# Argument checks (shared by the generator, the dataset and the data module)
-# --------------------------------------------------------------------------------------------------
-
-
-def _check_clip_args(
+def check_clip_args(
     image_size: int, seq_length: int, speed: float | tuple[float, float], num_distractors: int
 ) -> tuple[float, float]:
     """Check the generator's arguments; return the speed range."""
@@ -98,7 +100,7 @@ def _check_clip_args(
         )
     if num_distractors < 0:
         raise ValueError(f"num_distractors must be >= 0, got {num_distractors}")
-    low, high = _speed_range(speed)
+    low, high = speed_range(speed)
     if low <= 0.0:
         raise ValueError(f"speed must be > 0 pixels per frame (a still digit shows no action), got {speed!r}")
     # A step of 1/8 of the frame keeps a wrapped translation (< half the frame) and a turn (< 90°
@@ -111,7 +113,8 @@ def _check_clip_args(
     return low, high
 
 
-def _class_names(classes: Sequence[str] | None) -> list[str]:
+def action_class_names(classes: Sequence[str] | None) -> list[str]:
+    """The classes of an action set: a subset of :data:`MOVING_ACTIONS` in label order (all for None)."""
     if classes is None:
         return list(MOVING_ACTIONS)
     if isinstance(classes, str):
@@ -125,11 +128,6 @@ def _class_names(classes: Sequence[str] | None) -> list[str]:
     if len(names) < 2:
         raise ValueError(f"classes must name at least 2 actions, got {names}")
     return names
-
-
-# --------------------------------------------------------------------------------------------------
-# Generator
-# --------------------------------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=64)
@@ -262,7 +260,7 @@ def generate_action_clip(
     Returns:
         ``float32 (seq_length, 1, image_size, image_size)`` in [0, 1].
     """
-    low, high = _check_clip_args(image_size, seq_length, speed, num_distractors)
+    low, high = check_clip_args(image_size, seq_length, speed, num_distractors)
     if digits.ndim != 3 or digits.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or len(digits) == 0:
         raise ValueError(f"digits must be a non-empty (N, 28, 28) array, got shape {digits.shape}")
     if digits.dtype != np.uint8:
@@ -298,11 +296,6 @@ def generate_action_clip(
         _paste_wrapped(frames, patches, corners[i])
     np.clip(frames, 0.0, 1.0, out=frames)  # bilinear sums may pass 1 by a rounding error
     return frames[:, None]  # (T, 1, S, S)
-
-
-# --------------------------------------------------------------------------------------------------
-# Dataset
-# --------------------------------------------------------------------------------------------------
 
 
 class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -343,8 +336,8 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         classes: Sequence[str] | None = None,
     ) -> None:
         check_generated_set(length, seed=seed, stream=stream)
-        self.speed = _check_clip_args(image_size, seq_length, speed, num_distractors)
-        self.class_names = _class_names(classes)
+        self.speed = check_clip_args(image_size, seq_length, speed, num_distractors)
+        self.class_names = action_class_names(classes)
         self.length, self.image_size, self.seq_length = length, image_size, seq_length
         self.num_distractors, self.seed, self.stream = num_distractors, seed, stream
         self.digits = load_digits(split, mnist_path)
@@ -384,111 +377,3 @@ class MovingDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         epoch, item = divmod(int(index), self.length)
         frames, label = self.generate(item, epoch)
         return torch.from_numpy(frames), torch.tensor(label, dtype=torch.int64)
-
-
-# --------------------------------------------------------------------------------------------------
-# LightningDataModule
-# --------------------------------------------------------------------------------------------------
-
-
-class GeneratedSetsDataModule(SetsDataModule):
-    """A data module of generated clip sets (the embedded action sets): training clips use the train
-    digit pool and are new every epoch (see :class:`~lstmvision.data.EpochSampler`); validation and
-    test clips use the disjoint test pool and are the same every time. The three sets use random
-    streams 0, 1 and 2 of ``seed``. Subclasses build one set in :meth:`make_set`."""
-
-    _STREAMS: ClassVar[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
-    _class_names: list[str]
-    sizes: dict[str, int]
-    seed: int
-
-    @property
-    def class_names(self) -> list[str]:
-        """Action names in label order."""
-        return list(self._class_names)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self._class_names)
-
-    def make_set(self, length: int, split: Split, stream: int) -> Dataset[Any]:
-        raise NotImplementedError
-
-    def setup(self, stage: str | None = None) -> None:
-        """Create the sets that ``stage`` needs (all three when ``stage`` is ``None``)."""
-        for which in sets_for_stage(type(self).__name__, stage):
-            if which not in self.datasets:
-                split: Split = "train" if which == "train" else "test"
-                self.datasets[which] = self.make_set(self.sizes[which], split, self._STREAMS[which])
-
-    def train_order(self, dataset: Any) -> EpochSampler:
-        return EpochSampler(len(dataset))  # fresh clips every epoch
-
-
-class MovingDigitActionsDataModule(GeneratedSetsDataModule):
-    """Moving digit actions for training, validation, testing and prediction.
-
-    Training clips use the train digit pool and are new every epoch (see
-    :class:`~lstmvision.data.EpochSampler`); validation and test clips use the disjoint test pool and
-    are the same every time. The three sets use random streams 0, 1 and 2 of ``seed``.
-
-    Args:
-        image_size, seq_length, speed, num_distractors: see :func:`generate_action_clip`.
-        classes: subset of :data:`MOVING_ACTIONS`, in label order; ``None`` uses all.
-        train_size, val_size, test_size: clips per set (per epoch for training).
-        batch_size, num_workers: DataLoader settings.
-        seed: base seed.
-        mnist_path: MNIST idx directory or images file to draw digits from instead of the shipped
-            asset (see :func:`~lstmvision.data.load_digits`).
-
-    Batches are ``(clips float32 (B, seq_length, 1, image_size, image_size) in [0, 1], labels int64
-    (B,))``. ``predict_dataloader`` serves the test set.
-    """
-
-    def __init__(
-        self,
-        *,
-        image_size: int = 64,
-        seq_length: int = 20,
-        speed: float | tuple[float, float] = (1.0, 3.0),
-        num_distractors: int = 0,
-        classes: Sequence[str] | None = None,
-        train_size: int = 6000,
-        val_size: int = 600,
-        test_size: int = 1200,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        seed: int = 0,
-        mnist_path: str | None = None,
-    ) -> None:
-        super().__init__()
-        check_loader_args(
-            "MovingDigitActionsDataModule",
-            num_workers=num_workers,
-            seed=seed,
-            train_size=train_size,
-            val_size=val_size,
-            test_size=test_size,
-            batch_size=batch_size,
-        )
-        self.speed = _check_clip_args(image_size, seq_length, speed, num_distractors)
-        self._class_names = _class_names(classes)
-        self.save_hyperparameters()
-        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
-        self.image_size, self.seq_length, self.num_distractors = image_size, seq_length, num_distractors
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.mnist_path = mnist_path
-
-    def make_set(self, length: int, split: Split, stream: int) -> MovingDigitActions:
-        return MovingDigitActions(
-            length,
-            split=split,
-            image_size=self.image_size,
-            seq_length=self.seq_length,
-            speed=self.speed,
-            num_distractors=self.num_distractors,
-            seed=self.seed,
-            stream=stream,
-            mnist_path=self.mnist_path,
-            classes=self._class_names,
-        )

@@ -14,7 +14,8 @@ two-part action (``right_then_up`` seen only after its switch looks like ``up``)
 together see every frame. A model must therefore learn, per view, when to trust it — the
 per-perspective gates of MP-LSTM (:mod:`lstmvision.cells.mplstm`) are built for this.
 
-docs/mp_lstm.md ("Embedded multi-view set") describes the rendering and the measured accuracies.
+docs/mp_lstm.md ("Embedded multi-view set") describes the rendering and the measured accuracies. The data
+module is :class:`~lstmvision.data.datamodules.multiview_actions.MultiViewDigitActionsDataModule`.
 """
 
 from __future__ import annotations
@@ -22,28 +23,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data._common import check_generated_set, check_loader_args
-from lstmvision.data.moving_actions import (
-    MOVING_ACTIONS,
-    GeneratedSetsDataModule,
-    MovingDigitActions,
-    _check_clip_args,
-    _class_names,
-)
-from lstmvision.data.moving_mnist import Split
+from lstmvision.data.checks import check_generated_set
+from lstmvision.data.embedded.digits import Split
+from lstmvision.data.embedded.moving_actions import MOVING_ACTIONS, MovingDigitActions
 
 __all__ = [
+    "SCENE_MARGIN",
     "TRANSLATION_ACTIONS",
     "CameraView",
     "MultiViewDigitActions",
-    "MultiViewDigitActionsDataModule",
     "camera_views",
+    "check_level",
+    "check_occlusion",
     "render_views",
 ]
 
@@ -51,7 +48,8 @@ TRANSLATION_ACTIONS: tuple[str, ...] = tuple(name for name in MOVING_ACTIONS if 
 """The default classes: the eight actions made of translations (single and two-part)."""
 
 _ZOOM_RANGE = (0.85, 1.15)  # scene pixels per view pixel, log-uniform per camera
-_SCENE_MARGIN = 1.25  # the scene is this much wider than a view: each camera sees ~2/3 of it
+SCENE_MARGIN = 1.25
+"""The scene is this much wider than a view: each camera sees about 2/3 of it."""
 
 
 class CameraView(NamedTuple):
@@ -181,9 +179,9 @@ class MultiViewDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         check_generated_set(length, camera_seed=camera_seed)
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
-        self.occlusion = _check_occlusion(occlusion)
-        self.occluder_level = _check_level(occluder_level)
-        self.scene_size = math.ceil(image_size * _SCENE_MARGIN)
+        self.occlusion = check_occlusion(occlusion)
+        self.occluder_level = check_level(occluder_level)
+        self.scene_size = math.ceil(image_size * SCENE_MARGIN)
         # the scenes are the single-view set's clips on the larger canvas, from the same random streams
         self.scenes = MovingDigitActions(
             length,
@@ -227,93 +225,18 @@ class MultiViewDigitActions(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return torch.from_numpy(views), torch.tensor(label, dtype=torch.int64)
 
 
-def _check_level(level: float) -> float:
+def check_level(level: float) -> float:
+    """The occluders' noise level, in [0, 1]."""
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"occluder_level must be in [0, 1], got {level}")
     return float(level)
 
 
-def _check_occlusion(occlusion: Sequence[float]) -> tuple[float, float]:
+def check_occlusion(occlusion: Sequence[float]) -> tuple[float, float]:
+    """The ``(low, high)`` fraction range of a view's frames that its occluder hides."""
     values = tuple(float(v) for v in occlusion)
     if len(values) != 2 or not 0.0 <= values[0] <= values[1] <= 1.0:
         raise ValueError(
             f"occlusion must be a (low, high) fraction range with 0 <= low <= high <= 1, got {occlusion!r}"
         )
     return values[0], values[1]
-
-
-class MultiViewDigitActionsDataModule(GeneratedSetsDataModule):
-    """The embedded multi-view set for training, validation, testing and prediction.
-
-    Training clips use the train digit pool and are new every epoch; validation and test clips use the
-    disjoint test pool and are the same every time (random streams 0, 1 and 2 of ``seed``). All sets
-    share the cameras of ``camera_seed``.
-
-    Args:
-        num_views, image_size, seq_length, speed, num_distractors, occlusion, classes, camera_seed:
-            see :class:`MultiViewDigitActions`.
-        train_size, val_size, test_size: clips per set (per epoch for training).
-        batch_size, num_workers: DataLoader settings.
-        seed: base seed of the clips.
-        mnist_path: MNIST idx directory or images file instead of the shipped asset.
-
-    Batches are ``(clips float32 (B, V, seq_length, 1, image_size, image_size) in [0, 1], labels int64
-    (B,))``. ``predict_dataloader`` serves the test set.
-    """
-
-    def __init__(
-        self,
-        *,
-        num_views: int = 3,
-        image_size: int = 32,
-        seq_length: int = 12,
-        speed: float | tuple[float, float] = (1.5, 3.0),
-        num_distractors: int = 0,
-        occlusion: tuple[float, float] = (0.4, 0.6),
-        occluder_level: float = 0.2,
-        classes: Sequence[str] | None = None,
-        camera_seed: int = 0,
-        train_size: int = 6000,
-        val_size: int = 400,
-        test_size: int = 1000,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        seed: int = 0,
-        mnist_path: str | None = None,
-    ) -> None:
-        super().__init__()
-        name = "MultiViewDigitActionsDataModule"
-        check_loader_args(
-            name,
-            num_workers=num_workers,
-            seed=seed,
-            train_size=train_size,
-            val_size=val_size,
-            test_size=test_size,
-            batch_size=batch_size,
-            num_views=num_views,
-        )
-        if camera_seed < 0:
-            raise ValueError(f"{name}: camera_seed must be >= 0, got {camera_seed}")
-        self.occlusion = _check_occlusion(occlusion)
-        _check_clip_args(math.ceil(image_size * _SCENE_MARGIN), seq_length, speed, num_distractors)
-        self._class_names = _class_names(TRANSLATION_ACTIONS if classes is None else classes)
-        self.save_hyperparameters()
-        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
-        self.clip_args: dict[str, Any] = {
-            "num_views": num_views,
-            "image_size": image_size,
-            "seq_length": seq_length,
-            "speed": speed,
-            "num_distractors": num_distractors,
-            "occlusion": self.occlusion,
-            "occluder_level": _check_level(occluder_level),
-            "classes": self._class_names,
-            "camera_seed": camera_seed,
-            "mnist_path": mnist_path,
-        }
-        self.num_views = num_views
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-
-    def make_set(self, length: int, split: Split, stream: int) -> MultiViewDigitActions:
-        return MultiViewDigitActions(length, split=split, seed=self.seed, stream=stream, **self.clip_args)

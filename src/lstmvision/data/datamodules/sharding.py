@@ -1,4 +1,4 @@
-"""How the data modules split a test set across processes (private).
+"""How the data modules split a test set across processes.
 
 Under DDP Lightning replaces a loader's sampler with a ``DistributedSampler`` that pads the set to a
 multiple of the number of processes by repeating items: harmless for training, but a repeated test
@@ -13,6 +13,8 @@ from typing import Any
 
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Sampler, SequentialSampler
+
+__all__ = ["UnrepeatedShardSampler", "test_set_sampler"]
 
 
 class UnrepeatedShardSampler(DistributedSampler):

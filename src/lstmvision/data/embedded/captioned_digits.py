@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data._common import check_generated_set
-from lstmvision.data.moving_mnist import DIGIT_SIZE, MNISTDigits, Split, load_digits
+from lstmvision.data.checks import check_generated_set
+from lstmvision.data.embedded.digits import DIGIT_SIZE, MNISTDigits, Split, load_digits
 
 __all__ = [
     "DIGIT_MOTIONS",
@@ -116,11 +116,6 @@ class CaptionedClipInfo(NamedTuple):
     corners: np.ndarray
 
 
-# --------------------------------------------------------------------------------------------------
-# Argument checks (shared by the generator and the dataset)
-# --------------------------------------------------------------------------------------------------
-
-
 def _check_args(
     image_size: int,
     seq_length: int,
@@ -165,11 +160,6 @@ def _check_digits(digits: MNISTDigits) -> None:
         raise ValueError(f"digits.labels must be shaped ({len(images)},), got {labels.shape}")
     if len(np.unique(labels)) < 2:
         raise ValueError("digits must hold at least two different labels (two digits of a clip differ)")
-
-
-# --------------------------------------------------------------------------------------------------
-# Content, trajectories and sentences (no pixels)
-# --------------------------------------------------------------------------------------------------
 
 
 def _trajectories(params: np.ndarray, motions: Sequence[str], image_size: int, seq_length: int) -> np.ndarray:
@@ -258,11 +248,6 @@ def _plan(
     return captions, CaptionedClipInfo(tuple(chosen), clip_labels, motions, corners)
 
 
-# --------------------------------------------------------------------------------------------------
-# Generator
-# --------------------------------------------------------------------------------------------------
-
-
 def _render(images: np.ndarray, info: CaptionedClipInfo, image_size: int) -> np.ndarray:
     """Paste every digit box at its corners; overlapping digits keep the brighter pixel."""
     D, T = info.corners.shape[:2]
@@ -322,11 +307,6 @@ def generate_captioned_clip(
     _check_digits(digits)
     captions, info = _plan(rng, digits, counts, names, image_size, seq_length, num_references)
     return _render(digits.images, info, image_size), captions, info
-
-
-# --------------------------------------------------------------------------------------------------
-# Dataset
-# --------------------------------------------------------------------------------------------------
 
 
 class CaptionedDigits(Dataset[tuple[torch.Tensor, list[str], str]]):

@@ -1,5 +1,5 @@
-"""What the data modules share (private): which data sets a stage needs, their loader arguments' checks,
-the loaders themselves."""
+"""The base of every data module: which data sets a stage needs, the loader arguments' checks, and the
+loaders themselves (:class:`SetsDataModule`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lstmvision.data._sharding import test_set_sampler
+from lstmvision.data.datamodules.sharding import test_set_sampler
+
+__all__ = ["LayoutDataModule", "SetsDataModule", "check_loader_args", "sets_for_stage"]
 
 _STAGE_SETS: dict[str, tuple[str, ...]] = {
     "fit": ("train", "val"),
@@ -40,21 +42,11 @@ def check_loader_args(owner: str, *, num_workers: int, seed: int | None = None, 
         raise ValueError(f"{owner}: seed must be >= 0, got {seed}")
 
 
-def check_generated_set(length: int, **seeds: int) -> None:
-    """The arguments of a generated data set: ``length`` >= 1 and every seed >= 0 (numpy's SeedSequence
-    takes no negative seed), or a ValueError naming the key."""
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
-    for name, value in seeds.items():
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0 (numpy SeedSequence), got {value}")
-
-
 class SetsDataModule(L.LightningDataModule):
     """The loaders of a data module whose ``setup`` fills ``self.datasets`` with its "train", "val" and
     "test" sets: training in ``train_order`` (shuffled unless a subclass gives a sampler), validation in
     order, test and predict on the test set, which under DDP each process tests a block of with no
-    sample repeated (see _sharding.py). Subclasses set ``batch_size``, ``num_workers`` and, if their
+    sample repeated (see sharding.py). Subclasses set ``batch_size``, ``num_workers`` and, if their
     items need one, ``collate_fn``."""
 
     batch_size: int
@@ -64,6 +56,12 @@ class SetsDataModule(L.LightningDataModule):
     def __init__(self) -> None:
         super().__init__()
         self.datasets: dict[str, Any] = {}
+
+    def build_sets(self, stage: str | None, make: Callable[[str], Any]) -> None:
+        """Build with ``make(which)`` each set ``stage`` needs (all three for ``None``) not built yet."""
+        for which in sets_for_stage(type(self).__name__, stage):
+            if which not in self.datasets:
+                self.datasets[which] = make(which)
 
     def _dataset(self, which: str) -> Any:
         if which not in self.datasets:
@@ -98,3 +96,21 @@ class SetsDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader[Any]:
         return self.test_dataloader()
+
+
+class LayoutDataModule(SetsDataModule):
+    """A data module over a folder layout that it scans and checks once, in :meth:`_scan` (by ``setup()``
+    or by the first use of :attr:`class_names` / :attr:`num_classes`); the scan's result has the
+    ``class_names``."""
+
+    def _scan(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order (scans the layout on first use)."""
+        return list(self._scan().class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._scan().class_names)
