@@ -15,15 +15,15 @@ import torch.nn.functional as F
 from PIL import Image
 from video_files import write_video
 
-from lstmvision.data import read_frames
-from lstmvision.encoders import create_encoder
-from lstmvision.features import (
+from lstmvision.commands.extract_features import (
     ExtractionReport,
     FeatureFileInfo,
     extract_features,
     read_feature_file_info,
     uniform_frame_indices,
 )
+from lstmvision.data import read_frames
+from lstmvision.encoders import create_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -208,7 +208,7 @@ def test_resume_skips_written_videos_and_fills_gaps(
     folder, out = videos["a"].parent, tmp_path / "features.h5"
     run(folder, out, weights)
     first = read_all(out)
-    with caplog.at_level(logging.INFO, logger="lstmvision.features"):
+    with caplog.at_level(logging.INFO, logger="lstmvision.commands.extract_features"):
         again = run(folder, out, weights)
     assert again == ExtractionReport(written=[], skipped_existing=["a", "b", "c", "d"], failed={})
     assert "4 of 4 videos already in the file, skipped" in caplog.text
@@ -267,7 +267,7 @@ def test_corrupt_video_skipped_and_reported(
 ) -> None:
     folder, bad = with_corrupt
     out = tmp_path / "features.h5"
-    with caplog.at_level(logging.WARNING, logger="lstmvision.features"):
+    with caplog.at_level(logging.WARNING, logger="lstmvision.commands.extract_features"):
         report = run(folder, out, weights)
     assert report.written == ["a", "c"]
     assert list(report.failed) == [bad]

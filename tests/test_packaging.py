@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import lstmvision
-import lstmvision.captioning
-import lstmvision.features
+import lstmvision.commands.caption
+import lstmvision.commands.extract_features
 from lstmvision.cli import COMMANDS as CLI_COMMANDS
 from lstmvision.cli import main
 from lstmvision.commands.configs import list_configs
@@ -132,13 +132,13 @@ CAPTION_OPTIONS = [
 ]
 COMMANDS = {
     "extract-features": (
-        lstmvision.features,
+        lstmvision.commands.extract_features,
         "extract_features",
         ["--videos", "v", "--encoder", "small_cnn", "--frames", "4", "--out", "f.h5"],
         FEATURE_OPTIONS,
     ),
     "caption": (
-        lstmvision.captioning,
+        lstmvision.commands.caption,
         "caption_videos",
         ["--checkpoint", "c.ckpt", "--videos", "v"],
         CAPTION_OPTIONS,

@@ -45,8 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lstmvision.commands.compare:main",
         "fit and test several configs with the same seeds, one table",
     ),
-    "extract-features": ("lstmvision.features:main", "per-frame CNN features of videos -> HDF5"),
-    "caption": ("lstmvision.captioning:main", "caption videos with a trained SA-LSTM"),
+    "extract-features": (
+        "lstmvision.commands.extract_features:main",
+        "per-frame CNN features of videos -> HDF5",
+    ),
+    "caption": ("lstmvision.commands.caption:main", "caption videos with a trained SA-LSTM"),
     "configs": ("lstmvision.commands.configs:main", "list the packaged configs by name; --copy NAME DIR"),
     "forecast": (
         "lstmvision.commands.forecast:main",

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from video_files import write_video
 
-from lstmvision.captioning import caption_videos
 from lstmvision.cli import main as cli_main
+from lstmvision.commands.caption import caption_videos
 from lstmvision.commands.configs import find_config
 from lstmvision.commands.lightning import LstmVisionCLI
 from lstmvision.data import (

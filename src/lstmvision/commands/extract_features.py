@@ -28,13 +28,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lstmvision.commands.video_inputs import (
+    UnreadableVideo,
+    args_json,
+    build_encoder,
+    failure_reason,
+    frames_to_clip,
+    list_videos,
+    pooled_features,
+    read_sampled_frames,
+)
+
 # the data package's listing and extension check: the same videos as the classification data
 from lstmvision.data.checks import check_extensions, check_positive
-from lstmvision.data.io.frames import VIDEO_EXTENSIONS, videos_in
-from lstmvision.data.io.reading import count_frames, read_frames
+from lstmvision.data.io.frames import VIDEO_EXTENSIONS
 from lstmvision.data.io.sampling import uniform_frame_indices
 from lstmvision.data.io.transforms import ClipTransform
-from lstmvision.encoders import FrameEncoder, create_encoder, encode, list_encoders
+from lstmvision.encoders import FrameEncoder, list_encoders
 
 __all__ = [
     "FORMAT_VERSION",
@@ -100,18 +110,9 @@ class ExtractionReport(NamedTuple):
     failed: dict[Path, str]
 
 
-class _UnreadableVideo(ValueError):
-    """A video that cannot be decoded into the frames it should have."""
-
-
 # --------------------------------------------------------------------------------------------------
 # The file's attributes
 # --------------------------------------------------------------------------------------------------
-
-
-def _args_json(encoder_args: Mapping[str, Any]) -> str:
-    """Canonical JSON of the encoder arguments (sorted keys: the same arguments give the same text)."""
-    return json.dumps(dict(encoder_args), sort_keys=True)
 
 
 def _info_from_attributes(attrs: Mapping[str, Any], path: Path) -> FeatureFileInfo:
@@ -176,7 +177,7 @@ def _write_attributes(handle: h5py.File, info: FeatureFileInfo) -> None:
     handle.attrs["format"] = _FORMAT
     handle.attrs["format_version"] = FORMAT_VERSION
     handle.attrs["encoder"] = info.encoder
-    handle.attrs["encoder_args"] = _args_json(info.encoder_args)
+    handle.attrs["encoder_args"] = args_json(info.encoder_args)
     handle.attrs["weights"] = info.weights
     handle.attrs["weights_sha256"] = info.weights_sha256
     handle.attrs["frames"] = info.frames
@@ -189,7 +190,7 @@ def _check_same_setup(path: Path, found: FeatureFileInfo, wanted: FeatureFileInf
     for key in _MUST_MATCH:
         got, want = getattr(found, key), getattr(wanted, key)
         if key == "encoder_args":
-            got, want = _args_json(got), _args_json(want)
+            got, want = args_json(got), args_json(want)
         if got != want:
             extra = ""
             if key == "weights_sha256":
@@ -226,87 +227,10 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _list_videos(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
-    """Video id -> video (file or frame folder) in natural order of names; an id twice is an error."""
-    if not folder.exists():
-        raise FileNotFoundError(f"videos folder not found: {folder}")
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: expected a folder of videos, got a file")
-    videos: dict[str, Path] = {}
-    for video in videos_in(folder, extensions):
-        video_id = video.name if video.is_dir() else video.stem
-        if video_id in videos:
-            raise ValueError(
-                f"two videos have the id {video_id!r}: {videos[video_id]} and {video}; the id (file stem or "
-                "frame folder name) keys the feature file, so it must be unique"
-            )
-        videos[video_id] = video
-    if not videos:
-        raise ValueError(
-            f"{folder}: no video; expected video files ({', '.join(extensions)}) or frame folders"
-        )
-    return videos
-
-
-def _build_encoder(
-    name: str, encoder_args: Mapping[str, Any], weights: Path | None, device: torch.device
-) -> FrameEncoder:
-    if name not in list_encoders():
-        raise ValueError(f"unknown encoder {name!r}; known encoders: {', '.join(list_encoders())}")
-    try:
-        encoder = create_encoder(name, **encoder_args)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"cannot build encoder {name!r} with encoder_args {_args_json(encoder_args)}: {exc}"
-        ) from exc
-    if encoder.in_channels not in (1, 3):
-        raise ValueError(
-            f"encoder {name!r} takes {encoder.in_channels} input channels; feature extraction feeds it RGB "
-            "frames (3) or gray ones (1): set in_channels to 1 or 3 in encoder_args"
-        )
-    if weights is not None:
-        encoder.load_weights(weights)
-    else:
-        logger.warning("no weights file: encoder %r keeps its random initialisation", name)
-    return encoder.to(device).eval()
-
-
 def _declared_size(encoder: FrameEncoder) -> int | None:
     """The square input side an encoder declares as ``input_size`` (an int), if it declares one."""
     size = getattr(encoder, "input_size", None)
     return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
-
-
-def _read_video(path: Path, frames: int) -> np.ndarray:
-    """``uint8 (frames, H, W, 3)``: the uniformly sampled frames, or :class:`_UnreadableVideo`."""
-    try:
-        total = count_frames(path)  # the container's count: decoding stops at the last sampled frame
-        if total < 1:
-            raise _UnreadableVideo(f"{path}: the video holds no frames")
-        # a truncated file decodes fewer frames than its header says: read_frames refuses it
-        return read_frames(path, uniform_frame_indices(total, frames))
-    except (ValueError, OSError) as exc:
-        raise _UnreadableVideo(str(exc)) from exc
-
-
-def _clip(pixels: np.ndarray, transform: ClipTransform) -> torch.Tensor:
-    """Decoded ``uint8 (N, H, W, 3)`` frames as the encoder's input ``(N, C, S, S)``, floats in [0, 1]."""
-    return transform(torch.from_numpy(pixels).permute(0, 3, 1, 2))
-
-
-def _features(clip: torch.Tensor, encoder: FrameEncoder, batch_size: int, device: torch.device) -> np.ndarray:
-    """``float32 (N, D)``: the pooled vector of each frame of ``clip`` ``(N, C, S, S)``, ``batch_size``
-    frames per encoder call."""
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, clip.shape[0], batch_size):
-            _, pooled = encode(encoder, clip[start : start + batch_size].to(device))  # (b, D)
-            chunks.append(pooled.float().cpu())
-    return torch.cat(chunks).numpy()
-
-
-def _reason(path: Path, exc: Exception) -> str:
-    return str(exc).removeprefix(f"{path}: ")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -370,7 +294,7 @@ def extract_features(
     if "weights" in args:
         raise ValueError("encoder_args must not hold 'weights': pass the weights file as weights (--weights)")
     try:
-        _args_json(args)
+        args_json(args)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"encoder_args must be JSON-serialisable (they are stored in the file): {exc}"
@@ -386,8 +310,8 @@ def extract_features(
     if out.is_dir():
         raise ValueError(f"out must be an HDF5 file path, got the folder {out}")
 
-    listed = _list_videos(Path(videos), exts)
-    model = _build_encoder(encoder, args, weights_path, torch_device)
+    listed = list_videos(Path(videos), exts)
+    model = build_encoder(encoder, args, weights_path, torch_device)
     size = image_size if image_size is not None else _declared_size(model)
     transform = ClipTransform(resize=None if size is None else (size, size), grayscale=model.in_channels == 1)
     wanted = FeatureFileInfo(
@@ -420,9 +344,9 @@ def extract_features(
         todo = [(video_id, path) for video_id, path in listed.items() if video_id not in present]
         for video_id, path in tqdm(todo, desc="extract-features", unit="video", disable=not progress):
             try:
-                pixels = _read_video(path, frames)
-            except _UnreadableVideo as exc:
-                reason = _reason(path, exc)
+                pixels = read_sampled_frames(path, frames)
+            except UnreadableVideo as exc:
+                reason = failure_reason(path, exc)
                 if on_error == "raise":
                     raise ValueError(
                         f"{path}: {reason} (on_error='raise'; the {len(present) + len(written)} videos "
@@ -431,7 +355,9 @@ def extract_features(
                 failed[path] = reason
                 logger.warning("%s: %s; video skipped, not written", path, reason)
                 continue
-            features = _features(_clip(pixels, transform), model, batch_size, torch_device)  # (N, D)
+            features = pooled_features(
+                frames_to_clip(pixels, transform), model, batch_size, torch_device
+            )  # (N, D)
             if not np.isfinite(features).all():
                 raise ValueError(
                     f"{path}: the encoder gave non-finite features (NaN or inf); check the weights"

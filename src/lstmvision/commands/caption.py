@@ -23,21 +23,21 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from lstmvision.commands.video_inputs import (
+    UnreadableVideo,
+    build_encoder,
+    failure_reason,
+    frames_to_clip,
+    list_videos,
+    pooled_features,
+    read_sampled_frames,
+)
 from lstmvision.data.checks import check_extensions
 from lstmvision.data.io.frames import VIDEO_EXTENSIONS, frame_files
 from lstmvision.data.io.sampling import uniform_frame_indices
 from lstmvision.data.io.transforms import ClipTransform
 from lstmvision.encoders import FrameEncoder
 from lstmvision.export import load_network
-from lstmvision.features import (
-    _build_encoder,
-    _clip,
-    _features,
-    _list_videos,
-    _read_video,
-    _reason,
-    _UnreadableVideo,
-)
 from lstmvision.tasks.captioning import CHECKPOINT_KEY, attention_rows
 from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map
@@ -70,7 +70,7 @@ def _videos(paths: Sequence[str | Path], extensions: tuple[str, ...]) -> dict[st
         if not given.exists():
             raise FileNotFoundError(f"video not found: {given}")
         found = (
-            _list_videos(given, extensions)
+            list_videos(given, extensions)
             if given.is_dir() and not _is_frame_folder(given)
             else {given.name if given.is_dir() else given.stem: given}
         )
@@ -108,7 +108,7 @@ class _Inputs:
                     "(give its new place with --weights)"
                 )
             args = json.loads(spec["encoder_args"]) if isinstance(spec.get("encoder_args"), str) else {}
-            encoder = _build_encoder(str(spec["encoder"]), args, None if path is None else Path(path), device)
+            encoder = build_encoder(str(spec["encoder"]), args, None if path is None else Path(path), device)
             self.encoder = encoder
             self.transform = ClipTransform(
                 resize=(size, size) if size else None, grayscale=encoder.in_channels == 1
@@ -121,11 +121,11 @@ class _Inputs:
 
     def __call__(self, path: Path) -> tuple[Tensor, Tensor]:
         """The model's input ``(1, N, ...)`` and the frames ``(N, C, H, W)`` in [0, 1] (for pictures)."""
-        pixels = _read_video(path, self.frames)  # uint8 (N, H, W, 3)
-        frames = _clip(pixels, self.transform)  # (N, C, S, S)
+        pixels = read_sampled_frames(path, self.frames)  # uint8 (N, H, W, 3)
+        frames = frames_to_clip(pixels, self.transform)  # (N, C, S, S)
         if self.encoder is None:
             return frames[None].to(self.device), frames
-        features = _features(frames, self.encoder, 64, self.device)  # (N, D)
+        features = pooled_features(frames, self.encoder, 64, self.device)  # (N, D)
         if self.num_frames is not None:
             features = features[uniform_frame_indices(features.shape[0], int(self.num_frames))]
         return torch.from_numpy(np.ascontiguousarray(features))[None].to(self.device), frames
@@ -187,8 +187,8 @@ def caption_videos(
     for video_id, path in tqdm(listed.items(), desc="caption", unit="video", disable=not progress):
         try:
             x, frames = inputs(path)
-        except _UnreadableVideo as error:
-            reason = _reason(path, error)
+        except UnreadableVideo as error:
+            reason = failure_reason(path, error)
             if on_error == "raise":
                 raise ValueError(f"{path}: {reason}") from error
             failed[path] = reason
