@@ -48,8 +48,10 @@ from lstmvision._io import check_safe, safe_load
 from lstmvision.checkpoints import RecordNetwork, check_network
 from lstmvision.commands.configs import resolve_config_args
 from lstmvision.console import USER_ERRORS, error_line, quiet_lightning, request_debug
+from lstmvision.models.predictor import MOVED_TO_TASK
 from lstmvision.precision import PrecisionInput, resolve_precision
 from lstmvision.tasks._reliability import AtomicCheckpointIO, RunGuard, RunInterrupted
+from lstmvision.tasks.base import moved_argument
 
 __all__ = ["LstmVisionCLI", "main"]
 
@@ -169,6 +171,10 @@ class LstmVisionCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
+            # a key that moved (issue 17) is named with its new place, whatever jsonargparse made of it
+            moved = _moved_key(sys.argv[1:] if args is None else [str(a) for a in args])
+            if moved is not None:
+                raise ConfigError(moved) from None
             subparsers = getattr(self, "_subcommand_parsers", {})
             raise ConfigError(_explain_parse_error(str(error), parser, subparsers, args)) from None
 
@@ -341,6 +347,51 @@ def _scratch_folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="lstmvision-dry-run-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def _moved_at(path: list[str], value: Any) -> str | None:
+    """The message for a key that moved, given its dotted path under the config's root, else None."""
+    if len(path) == 3 and path[:2] == ["model", "init_args"]:
+        return moved_argument(path[2], value)
+    if len(path) == 5 and path[:2] == path[2:4] == ["model", "init_args"] and path[4] in MOVED_TO_TASK:
+        return f"`{path[4]}` moved: {MOVED_TO_TASK[path[4]]}"
+    return None
+
+
+def _moved_in_file(file: str) -> str | None:
+    """The first moved key of a config file (its task's and its network's arguments), else None."""
+    try:
+        document = yaml.safe_load(Path(file).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # the parser says what is wrong with the file
+    model = document.get("model") if isinstance(document, dict) else None
+    task = model.get("init_args") if isinstance(model, dict) else None
+    if not isinstance(task, dict):
+        return None
+    network = task.get("model")
+    network_args = network.get("init_args") if isinstance(network, dict) else None
+    found = [_moved_at(["model", "init_args", str(k)], v) for k, v in task.items()]
+    if isinstance(network_args, dict):
+        found += [_moved_at(["model", "init_args", "model", "init_args", str(k)], None) for k in network_args]
+    return next((line for line in found if line is not None), None)
+
+
+def _moved_key(argv: list[str]) -> str | None:
+    """The first key of the command line or its config files that moved to a new place (the old optimiser
+    and schedule keys, the predictors' scheduled-sampling arguments), as its one-line message."""
+    for i, token in enumerate(argv):
+        name, equals, value = token.partition("=")
+        if not equals:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if name in ("--config", "-c"):
+            found = _moved_in_file(value)
+        elif name.startswith("--model."):
+            found = _moved_at(name[2:].split("."), value)
+        else:
+            continue
+        if found is not None:
+            return found
+    return None
 
 
 def _explain_parse_error(message: str, parser: Any, subparsers: dict[str, Any], args: Any) -> str:
