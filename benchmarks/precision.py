@@ -77,13 +77,6 @@ class _Naive(RecurrentPredictor):
             patch_size=patch_size,
             input_length=INPUT,
             total_length=T,
-            sampling_start_value=1.0,
-            sampling_changing_rate=0.0,
-            sampling_stop_iter=0,
-            reverse_scheduled_sampling=False,
-            r_sampling_step_1=0,
-            r_sampling_step_2=1,
-            r_exp_alpha=1.0,
         )
 
 

@@ -242,10 +242,10 @@ def test_a_value_outside_a_choice_gets_the_closest_choice(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     line = _fails(capsys, "fit", "--config", str(demo_config()), "--runs_dir", str(tmp_path),
-                  "--model.init_args.lr_schedule", "cosin")  # fmt: skip
+                  "--model.init_args.on_nonfinite_loss", "skp")  # fmt: skip
     assert line == (
-        "lstmvision fit: bad value 'cosin' for --model.init_args.lr_schedule; did you mean 'cosine'? "
-        "(accepted: 'constant', 'cosine')"
+        "lstmvision fit: bad value 'skp' for --model.init_args.on_nonfinite_loss; did you mean 'skip'? "
+        "(accepted: 'raise', 'skip')"
     )
 
 

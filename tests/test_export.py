@@ -106,6 +106,53 @@ def test_convlstm_export_round_trip(convlstm_ckpt: Path, capsys: pytest.CaptureF
             assert torch.equal(got, expected), f"max error {(got - expected).abs().max()} loading {path}"
 
 
+OLD_SAMPLING_ARGS = {  # what predictors recorded before scheduled sampling moved to the task (issue 17)
+    "sampling_start_value": 1.0,
+    "sampling_changing_rate": 0.003,
+    "sampling_stop_iter": 330,
+    "reverse_scheduled_sampling": False,
+    "r_sampling_step_1": 25000,
+    "r_sampling_step_2": 50000,
+    "r_exp_alpha": 5000.0,
+}
+
+
+def test_older_checkpoints_and_exports_with_sampling_arguments_still_load(
+    convlstm_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # a checkpoint of an older release: its network record and its task hyperparameters hold old keys
+    old = torch.load(convlstm_ckpt, weights_only=True)
+    old["lstmvision"]["network"]["init_args"].update(OLD_SAMPLING_ARGS)
+    hparams = old["hyper_parameters"]
+    for key in ("optimizer", "lr_scheduler", "lr_scheduler_interval", "sampling"):
+        hparams.pop(key, None)
+    hparams.update(lr=0.002, optimizer="adam", weight_decay=0.0, lr_schedule="cosine")
+    ckpt = tmp_path / "run" / "checkpoints" / "old.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(old, ckpt)
+    weights = _network_weights(convlstm_ckpt)
+
+    # load_pretrained and export rebuild the network without them, saying so
+    model = load_pretrained(ckpt)
+    assert "dropped the recorded r_exp_alpha, r_sampling_step_1" in caplog.text
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+    folder = export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "export")])
+    assert not set(OLD_SAMPLING_ARGS) & set(json.loads((folder / "model.json").read_text())["init_args"])
+
+    # an export written by an older release (its model.json records them too) loads
+    _rewrite(folder, lambda document: document["init_args"].update(OLD_SAMPLING_ARGS))
+    caplog.clear()
+    assert isinstance(load_pretrained(folder), ConvLSTMPredictor)
+    assert "dropped the recorded" in caplog.text and "docs/predictor.md" in caplog.text
+
+    # `test --ckpt_path` with today's config: the old task keys are left out with a note
+    capsys.readouterr()
+    cli_main(["test", *CONVLSTM_RUN, "--runs_dir", str(tmp_path / "runs"), "--ckpt_path", str(ckpt)])
+    err = capsys.readouterr().err
+    assert f"checkpoint {ckpt}: its old lr, lr_schedule, optimizer, weight_decay left out" in err
+
+
 def test_cnn_lstm_with_nested_encoder_export_round_trip(cnn_lstm_ckpt: Path, tmp_path: Path) -> None:
     folder = export_main(["--checkpoint", str(cnn_lstm_ckpt), "--out", str(tmp_path / "exported")])
     assert folder == tmp_path / "exported"

@@ -175,8 +175,8 @@ def test_dry_runs_write_nothing_under_runs(tmp_path: Path) -> None:
     ("argv", "message"),
     [
         (
-            ["--model.init_args.lrr", "0.1"],
-            "unknown option --model.init_args.lrr; did you mean --model.init_args.lr?",
+            ["--model.init_args.l1_weigth", "0.1"],
+            "unknown option --model.init_args.l1_weigth; did you mean --model.init_args.l1_weight?",
         ),
         (
             ["--trainer.max_stepz", "3"],

@@ -19,6 +19,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from lstmvision.models.predictor import drop_moved_arguments
+
 __all__ = [
     "RECORD_KEY",
     "NetworkMismatchError",
@@ -72,7 +74,9 @@ def network_record(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
     network = record.get("network") if isinstance(record, Mapping) else None
     if not isinstance(network, Mapping) or "class_path" not in network:
         return None
-    return {"class_path": network["class_path"], "init_args": dict(network.get("init_args") or {})}
+    # arguments that later moved out of the networks (scheduled sampling) are dropped, with a note
+    init_args = drop_moved_arguments(network.get("init_args") or {}, "checkpoint's network record")
+    return {"class_path": network["class_path"], "init_args": init_args}
 
 
 def network_differences(saved: Any, given: Any, prefix: str = "") -> list[str]:

@@ -21,6 +21,7 @@ from torch import nn
 
 from lstmvision._io import safe_load
 from lstmvision.checkpoints import RECORD_KEY, check_network, network_record
+from lstmvision.models.predictor import drop_moved_arguments
 from lstmvision.models.pretrained import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -122,6 +123,8 @@ def load_network(
         if task_class is None and isinstance(saved.get("hyper_parameters"), Mapping):
             task_class = saved["hyper_parameters"].get("_class_path")
     source = f"config {config_file}" if config_file is not None else f"checkpoint {ckpt}"
+    if config_file is not None:  # what an export writes: without arguments that moved to the task
+        spec = {**spec, "init_args": drop_moved_arguments(spec.get("init_args") or {}, source)}
     model = instantiate_model(spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=source)
     try:
         model.load_state_dict(weights, strict=True)

@@ -1,8 +1,8 @@
-"""The ConvLSTM video predictor: patching, autoregression, horizon, scheduled sampling, input checks."""
+"""The ConvLSTM video predictor: patching, autoregression, horizon, fed true frames, input checks.
+
+The scheduled-sampling schedules moved to the prediction task: tests/tasks/test_schedules.py."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
@@ -68,27 +68,6 @@ def test_sampling_probability_one_feeds_every_true_frame() -> None:
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
 
 
-def test_sampling_schedule_follows_the_release() -> None:
-    model = _model(sampling_start_value=1.0, sampling_changing_rate=0.1, sampling_stop_iter=8)
-    assert model.sampling_probability(0) == 1.0
-    assert model.sampling_probability(3) == pytest.approx(0.7)
-    assert model.sampling_probability(7) == pytest.approx(0.3)
-    assert model.sampling_probability(8) == 0.0
-    assert _model(sampling_changing_rate=0.5, sampling_stop_iter=100).sampling_probability(5) == 0.0
-
-
-def test_reverse_scheduled_sampling_follows_predrnn_v2() -> None:
-    model = _model(
-        reverse_scheduled_sampling=True, r_sampling_step_1=10, r_sampling_step_2=30, r_exp_alpha=5.0
-    )
-    assert (model.input_sampling_probability(0), model.sampling_probability(0)) == (0.5, 0.5)
-    assert model.input_sampling_probability(15) == pytest.approx(1.0 - 0.5 * math.exp(-1.0))
-    assert model.sampling_probability(20) == pytest.approx(0.25)
-    assert (model.input_sampling_probability(30), model.sampling_probability(30)) == (1.0, 0.0)
-    # without the option every observed frame is read, whatever the iteration
-    assert _model().input_sampling_probability(0) == 1.0
-
-
 def test_input_sampling_probability_zero_feeds_own_predictions_from_step_one() -> None:
     model = _model()
     frames = torch.rand(2, 6, 1, 8, 8)
@@ -121,12 +100,6 @@ def test_sampling_draws_are_per_clip_and_step() -> None:
         (dict(input_length=5, total_length=5), "total_length must be greater than input_length"),
         (dict(num_hidden=[]), "num_hidden must be a non-empty list"),
         (dict(patch_size=0), "patch_size must be >= 1"),
-        (dict(sampling_start_value=1.5), r"sampling_start_value must be in \[0, 1\]"),
-        (
-            dict(r_sampling_step_1=9, r_sampling_step_2=9),
-            "r_sampling_step_1 < r_sampling_step_2, got 9 and 9",
-        ),
-        (dict(r_exp_alpha=0.0), "r_exp_alpha must be > 0"),
     ],
 )
 def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:

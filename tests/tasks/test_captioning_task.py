@@ -209,12 +209,11 @@ def test_bad_batches_and_arguments() -> None:
     with pytest.raises(ValueError, match="has no integer 'vocab_size'"):
         CaptioningTask(torch.nn.Linear(2, 2))
     for key, value, message in [
-        ("lr_schedule", "cosine", "lr_schedule must be one of"),
+        ("lr_scheduler", "plateau", "`lr_scheduler: plateau` is not a class"),
         ("label_smoothing", 1.0, r"label_smoothing must be in \[0, 1\), got 1.0"),
         ("teacher_forcing", 1.5, r"teacher_forcing must be in \[0, 1\], got 1.5"),
         ("beam_size", 0, "beam_size must be >= 1, got 0"),
         ("max_grad_norm", 0.0, "max_grad_norm must be > 0 or null, got 0.0"),
-        ("plateau_factor", 1.0, r"plateau_factor must be in \(0, 1\), got 1.0"),
     ]:
         with pytest.raises(ValueError, match=message):
             CaptioningTask(_model(10), **{key: value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import lightning as L
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from lstmvision.models import ConvLSTMPredictor
-from lstmvision.tasks import VideoPredictionTask
+from lstmvision.tasks import ScheduledSampling, VideoPredictionTask
 
 
 class _Clips(L.LightningDataModule):
@@ -46,10 +47,9 @@ def _task(**kwargs: object) -> VideoPredictionTask:
         patch_size=2,
         input_length=3,
         total_length=6,
-        sampling_changing_rate=0.1,
-        sampling_stop_iter=5,
     )
-    return VideoPredictionTask(model, **kwargs)
+    kwargs.setdefault("sampling", ScheduledSampling(changing_rate=0.1, stop_iter=5))
+    return VideoPredictionTask(model, **kwargs)  # type: ignore[arg-type]
 
 
 def _trainer(tmp_path, **kwargs: object) -> L.Trainer:
@@ -93,7 +93,7 @@ def test_test_metrics_and_baseline_equal_direct_computation(tmp_path) -> None:
 
 def test_training_lowers_the_loss_and_uses_scheduled_sampling(tmp_path) -> None:
     clips = _moving_squares(16)
-    task = _task(lr=1e-2)
+    task = _task(optimizer=partial(torch.optim.Adam, lr=1e-2))
     trainer = _trainer(
         tmp_path, max_epochs=6, num_sanity_val_steps=0, log_every_n_steps=1, limit_val_batches=0
     )
@@ -104,7 +104,7 @@ def test_training_lowers_the_loss_and_uses_scheduled_sampling(tmp_path) -> None:
         after = torch.nn.functional.mse_loss(task.model(clips), clips[:, 1:]).item()
     assert after < 0.7 * before, f"loss {before:.4f} -> {after:.4f}"
     assert trainer.global_step == 12
-    assert task.model.sampling_probability(trainer.global_step) == 0.0
+    assert task.sampling is not None and task.sampling.sampling_probability(trainer.global_step) == 0.0
 
 
 def test_predict_forecasts_the_requested_horizon(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lstmvision._io import check_safe, safe_load
 from lstmvision.checkpoints import RecordNetwork, check_network
-from lstmvision.commands.parse_errors import explain_parse_error
+from lstmvision.commands.parse_errors import explain_parse_error, explain_value_error, moved_key
 from lstmvision.commands.report import report
 from lstmvision.precision import PrecisionInput, resolve_precision
 from lstmvision.runs import (
@@ -39,6 +39,7 @@ from lstmvision.runs import (
     scratch_folder,
 )
 from lstmvision.tasks._reliability import AtomicCheckpointIO, RunGuard
+from lstmvision.tasks.base import moved_argument
 
 __all__ = ["SUBCOMMANDS", "ConfigError", "LstmVisionCLI", "best_checkpoint", "command_line", "take_flags"]
 
@@ -106,6 +107,10 @@ class LstmVisionCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
+            # a key that moved (issue 17) is named with its new place, whatever jsonargparse made of it
+            moved = moved_key(sys.argv[1:] if args is None else [str(a) for a in args])
+            if moved is not None:
+                raise ConfigError(moved) from None
             subparsers = getattr(self, "_subcommand_parsers", {})
             raise ConfigError(explain_parse_error(str(error), parser, subparsers, args)) from None
 
@@ -130,11 +135,37 @@ class LstmVisionCLI(LightningCLI):
         if ckpt and Path(ckpt).is_file():
             # refuse a file that would run code when unpickled, with an error naming it
             check_safe(ckpt, what="--ckpt_path checkpoint")
-        super()._parse_ckpt_path()
+            self._apply_checkpoint_hyperparameters(ckpt, subcommand)
         if ckpt and Path(ckpt).is_file():
             network = _configured_network(self.config[subcommand])
             if network is not None:
                 check_network(safe_load(ckpt, what="checkpoint"), network, source=ckpt)
+
+    def _apply_checkpoint_hyperparameters(self, ckpt: str, subcommand: str) -> None:
+        """The task's hyperparameters saved in the checkpoint become the config's (what Lightning's own
+        ``_parse_ckpt_path`` does), less the keys that have moved since the checkpoint was written: those
+        are left out with a note, and the config's optimiser and scheduler apply."""
+        saved = safe_load(ckpt, what="checkpoint")
+        hparams = dict(saved.get("hyper_parameters") or {}) if isinstance(saved, dict) else {}
+        hparams.pop("_instantiator", None)
+        moved = sorted(key for key, value in hparams.items() if moved_argument(key, value) is not None)
+        if moved:
+            _say(
+                f"checkpoint {ckpt}: its old {', '.join(moved)} left out (moved to optimizer / lr_scheduler, "
+                "docs/optimisers.md); the config's optimiser and scheduler apply"
+            )
+            hparams = {key: value for key, value in hparams.items() if key not in moved}
+        if not [key for key in hparams if key != "_class_path"]:
+            return
+        if "_class_path" in hparams:
+            class_path = hparams.pop("_class_path")
+            hparams = {"class_path": class_path, "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except ArgumentError as error:
+            raise ConfigError(
+                f"the hyperparameters saved in {ckpt} do not parse: {explain_value_error(str(error))}"
+            ) from None
 
     def before_instantiate_classes(self) -> None:
         config = self._run_config

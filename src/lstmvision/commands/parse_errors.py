@@ -8,11 +8,15 @@ import inspect
 import re
 import sys
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["explain_parse_error", "suggest"]
+from lstmvision.models.predictor import MOVED_TO_TASK
+from lstmvision.tasks.base import moved_argument
+
+__all__ = ["explain_parse_error", "explain_value_error", "moved_key", "suggest"]
 
 
 def explain_parse_error(message: str, parser: Any, subparsers: dict[str, Any], args: Any) -> str:
@@ -43,10 +47,10 @@ def explain_parse_error(message: str, parser: Any, subparsers: dict[str, Any], a
         owner = f" of {classes[-1]}" if classes else ""
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"key {name!r} is not an argument{owner} (in the config file){hint}"
-    return _explain_value_error(message)
+    return explain_value_error(message)
 
 
-def _explain_value_error(message: str) -> str:
+def explain_value_error(message: str) -> str:
     """One line for a value jsonargparse refused: the full key, what it expected, what it got."""
     top = re.match(r'Parser key "([\w.]+)"', message)
     nested = re.search(r"Given value: NestedArg\(key='([\w.]+)', val='(.*)'\)", message)
@@ -107,3 +111,48 @@ def _init_args(class_path: str) -> list[str]:
 def suggest(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f"; did you mean {close[0]}?" if close else ""
+
+
+def _moved_at(path: list[str], value: Any) -> str | None:
+    """The message for a key that moved, given its dotted path under the config's root, else None."""
+    if len(path) == 3 and path[:2] == ["model", "init_args"]:
+        return moved_argument(path[2], value)
+    if len(path) == 5 and path[:2] == path[2:4] == ["model", "init_args"] and path[4] in MOVED_TO_TASK:
+        return f"`{path[4]}` moved: {MOVED_TO_TASK[path[4]]}"
+    return None
+
+
+def _moved_in_file(file: str) -> str | None:
+    """The first moved key of a config file (its task's and its network's arguments), else None."""
+    try:
+        document = yaml.safe_load(Path(file).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # the parser says what is wrong with the file
+    model = document.get("model") if isinstance(document, dict) else None
+    task = model.get("init_args") if isinstance(model, dict) else None
+    if not isinstance(task, dict):
+        return None
+    network = task.get("model")
+    network_args = network.get("init_args") if isinstance(network, dict) else None
+    found = [_moved_at(["model", "init_args", str(k)], v) for k, v in task.items()]
+    if isinstance(network_args, dict):
+        found += [_moved_at(["model", "init_args", "model", "init_args", str(k)], None) for k in network_args]
+    return next((line for line in found if line is not None), None)
+
+
+def moved_key(argv: list[str]) -> str | None:
+    """The first key of the command line or its config files that moved to a new place (the old optimiser
+    and schedule keys, the predictors' scheduled-sampling arguments), as its one-line message."""
+    for i, token in enumerate(argv):
+        name, equals, value = token.partition("=")
+        if not equals:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if name in ("--config", "-c"):
+            found = _moved_in_file(value)
+        elif name.startswith("--model."):
+            found = _moved_at(name[2:].split("."), value)
+        else:
+            continue
+        if found is not None:
+            return found
+    return None

@@ -63,9 +63,6 @@ class E3DLSTMPredictor(RecurrentPredictor):
             ``window_length``, fixed to 2 there).
         recall_window: past steps the recall gate attends over (None = all of them).
         layer_norm: normalise each cell's gates (``--layer_norm``).
-        sampling_start_value, sampling_changing_rate, sampling_stop_iter, reverse_scheduled_sampling,
-            r_sampling_step_1, r_sampling_step_2, r_exp_alpha: scheduled sampling, see
-            :class:`~lstmvision.models.RecurrentPredictor`.
 
     Shape:
         - frames: ``(B, T, C, H, W)`` with ``T >= input_length``, values in [0, 1].
@@ -84,26 +81,12 @@ class E3DLSTMPredictor(RecurrentPredictor):
         input_length: int = 10,
         total_length: int = 20,
         layer_norm: bool = True,
-        sampling_start_value: float = 1.0,
-        sampling_changing_rate: float = 2e-5,
-        sampling_stop_iter: int = 50000,
-        reverse_scheduled_sampling: bool = False,
-        r_sampling_step_1: int = 25000,
-        r_sampling_step_2: int = 50000,
-        r_exp_alpha: float = 5000.0,
     ) -> None:
         super().__init__(
             in_channels,
             patch_size=patch_size,
             input_length=input_length,
             total_length=total_length,
-            sampling_start_value=sampling_start_value,
-            sampling_changing_rate=sampling_changing_rate,
-            sampling_stop_iter=sampling_stop_iter,
-            reverse_scheduled_sampling=reverse_scheduled_sampling,
-            r_sampling_step_1=r_sampling_step_1,
-            r_sampling_step_2=r_sampling_step_2,
-            r_exp_alpha=r_exp_alpha,
         )
         self.stack = _encoder(
             self.patch_channels, num_hidden, filter_size, window_length, recall_window, layer_norm

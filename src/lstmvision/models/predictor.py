@@ -6,18 +6,17 @@ cells runs over them, and a head maps the top hidden state back to a patched fra
 ``input_length`` frames are observed; after them the model feeds its own predictions back in, up to
 ``total_length`` frames (or any horizon chosen at inference).
 
-Scheduled sampling follows the E3D-LSTM release: during training each future step takes the true frame
-with probability ``eta``, which starts at ``sampling_start_value`` and falls by
-``sampling_changing_rate`` per iteration until ``sampling_stop_iter``. PredRNN-v2's *reverse* scheduled
-sampling (Wang et al., TPAMI 2022) is an option: observed steps then also read the model's own
-prediction with a probability that falls from 0.5 to 0 (docs/predictor.md gives both schedules).
+During training ``forward`` feeds, per clip and step, the true frame with the probabilities it is given
+(``sampling_prob`` for future steps, ``input_sampling_prob`` for observed ones); the schedule of those
+probabilities over training is the prediction task's (:mod:`lstmvision.tasks.schedules`,
+docs/predictor.md), not the model's.
 """
 
 from __future__ import annotations
 
 import abc
-import math
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,7 +27,40 @@ from lstmvision._checks import check_input_dtype, check_tensor
 from lstmvision.cells import ConvLSTMCell, ConvLSTMState
 from lstmvision.models.registry import register_model
 
-__all__ = ["ConvLSTMPredictor", "RecurrentPredictor"]
+__all__ = ["MOVED_TO_TASK", "ConvLSTMPredictor", "RecurrentPredictor", "drop_moved_arguments"]
+
+log = logging.getLogger(__name__)
+
+_FORWARD = "use the prediction task's `sampling: {class_path: %s, init_args: {%s: ...}}` (docs/predictor.md)"
+
+# the predictors' scheduled-sampling arguments before issue 17 -> where each one lives now (the CLI shows
+# the line; recorded constructor arguments of older checkpoints and exports drop them, with a note)
+MOVED_TO_TASK: dict[str, str] = {
+    "sampling_start_value": _FORWARD % ("ScheduledSampling", "start_value"),
+    "sampling_changing_rate": _FORWARD % ("ScheduledSampling", "changing_rate"),
+    "sampling_stop_iter": _FORWARD % ("ScheduledSampling", "stop_iter"),
+    "reverse_scheduled_sampling": (
+        "use the prediction task's `sampling: {class_path: ReverseScheduledSampling}` (docs/predictor.md)"
+    ),
+    "r_sampling_step_1": _FORWARD % ("ReverseScheduledSampling", "step_1"),
+    "r_sampling_step_2": _FORWARD % ("ReverseScheduledSampling", "step_2"),
+    "r_exp_alpha": _FORWARD % ("ReverseScheduledSampling", "exp_alpha"),
+}
+
+
+def drop_moved_arguments(init_args: Mapping[str, object], source: str) -> dict[str, object]:
+    """``init_args`` of a network without the arguments that moved to the task (:data:`MOVED_TO_TASK`),
+    logging a note naming them: a network recorded before they moved still rebuilds, its weights are
+    the same."""
+    moved = sorted(key for key in init_args if key in MOVED_TO_TASK)
+    if moved:
+        log.warning(
+            "%s: dropped the recorded %s: scheduled sampling is now the prediction task's `sampling` "
+            "argument, and it does not change the network's weights (docs/predictor.md)",
+            source,
+            ", ".join(moved),
+        )
+    return {key: value for key, value in init_args.items() if key not in MOVED_TO_TASK}
 
 
 def check_positive(**values: int) -> None:
@@ -47,27 +79,19 @@ def check_num_hidden(num_hidden: Sequence[int]) -> list[int]:
 
 
 class RecurrentPredictor(nn.Module, abc.ABC):
-    """Patching, input checks, scheduled sampling and the autoregressive rollout shared by predictors.
+    """Patching, input checks, the feeding of true or predicted frames and the autoregressive rollout
+    shared by predictors.
 
     A subclass builds its cells and head and implements :meth:`step`, which reads the patched frames fed
     so far and returns the next patched frame. Everything else — which frame is fed at each step, the
-    horizon, scheduled sampling — lives here, once.
+    horizon — lives here, once. How often true frames are fed during training is given to ``forward``;
+    the schedule that decides it belongs to the prediction task (:mod:`lstmvision.tasks.schedules`).
 
     Args:
         in_channels: channels of a frame (1 for Moving MNIST and KTH).
         patch_size: side of the square patches folded into channels; must divide the frame size.
         input_length: observed frames (``--input_length``).
         total_length: observed plus predicted frames used in training (``--total_length``).
-        sampling_start_value: probability of feeding the true frame at iteration 0.
-        sampling_changing_rate: decrease of that probability per training iteration.
-        sampling_stop_iter: iteration from which only the model's own predictions are fed back.
-        reverse_scheduled_sampling: PredRNN-v2's schedule (then the three ``sampling_*`` values above are
-            not used): observed steps read the true frame with probability rising from 0.5 to 1 and
-            future steps with probability falling from 0.5 to 0, both between ``r_sampling_step_1`` and
-            ``r_sampling_step_2``.
-        r_sampling_step_1: iteration where both reverse-sampling probabilities start to move.
-        r_sampling_step_2: iteration where they reach 1 (observed) and 0 (future).
-        r_exp_alpha: time constant of the exponential rise of the observed-step probability.
 
     Shape:
         - frames: ``(B, T, C, H, W)`` with ``T >= input_length``, values in [0, 1].
@@ -82,13 +106,6 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         patch_size: int,
         input_length: int,
         total_length: int,
-        sampling_start_value: float,
-        sampling_changing_rate: float,
-        sampling_stop_iter: int,
-        reverse_scheduled_sampling: bool,
-        r_sampling_step_1: int,
-        r_sampling_step_2: int,
-        r_exp_alpha: float,
     ) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, patch_size=patch_size, input_length=input_length)
@@ -97,31 +114,10 @@ class RecurrentPredictor(nn.Module, abc.ABC):
                 f"total_length must be greater than input_length, got total_length={total_length}, "
                 f"input_length={input_length}"
             )
-        if not 0.0 <= sampling_start_value <= 1.0:
-            raise ValueError(f"sampling_start_value must be in [0, 1], got {sampling_start_value}")
-        if sampling_changing_rate < 0 or sampling_stop_iter < 0:
-            raise ValueError(
-                "sampling_changing_rate and sampling_stop_iter must be >= 0, got "
-                f"{sampling_changing_rate} and {sampling_stop_iter}"
-            )
-        if not 0 <= r_sampling_step_1 < r_sampling_step_2:
-            raise ValueError(
-                "reverse sampling needs 0 <= r_sampling_step_1 < r_sampling_step_2, got "
-                f"{r_sampling_step_1} and {r_sampling_step_2}"
-            )
-        if r_exp_alpha <= 0:
-            raise ValueError(f"r_exp_alpha must be > 0, got {r_exp_alpha}")
         self.in_channels = in_channels
         self.patch_size = patch_size
         self.input_length = input_length
         self.total_length = total_length
-        self.sampling_start_value = sampling_start_value
-        self.sampling_changing_rate = sampling_changing_rate
-        self.sampling_stop_iter = sampling_stop_iter
-        self.reverse_scheduled_sampling = reverse_scheduled_sampling
-        self.r_sampling_step_1 = r_sampling_step_1
-        self.r_sampling_step_2 = r_sampling_step_2
-        self.r_exp_alpha = r_exp_alpha
 
     @property
     def patch_channels(self) -> int:
@@ -132,26 +128,6 @@ class RecurrentPredictor(nn.Module, abc.ABC):
     def future_length(self) -> int:
         """Frames predicted after the observed ones in training (``total_length - input_length``)."""
         return self.total_length - self.input_length
-
-    # ------------------------------------------------------------------------------ scheduled sampling
-    def sampling_probability(self, iteration: int) -> float:
-        """Probability that a future step reads the true frame at a training iteration."""
-        if self.reverse_scheduled_sampling:
-            start, stop = self.r_sampling_step_1, self.r_sampling_step_2
-            if iteration < start:
-                return 0.5
-            return max(0.5 - 0.5 * (iteration - start) / (stop - start), 0.0)
-        if iteration >= self.sampling_stop_iter:
-            return 0.0
-        return max(self.sampling_start_value - self.sampling_changing_rate * iteration, 0.0)
-
-    def input_sampling_probability(self, iteration: int) -> float:
-        """Probability that an observed step (after the first) reads the true frame; 1 without reverse."""
-        if not self.reverse_scheduled_sampling or iteration >= self.r_sampling_step_2:
-            return 1.0
-        if iteration < self.r_sampling_step_1:
-            return 0.5
-        return 1.0 - 0.5 * math.exp(-(iteration - self.r_sampling_step_1) / self.r_exp_alpha)
 
     # ------------------------------------------------------------------------------------------ rollout
     @abc.abstractmethod
@@ -273,9 +249,6 @@ class ConvLSTMPredictor(RecurrentPredictor):
         num_hidden: hidden channels of each stacked cell (the release's ``--num_hidden``).
         filter_size: kernel size of every cell's convolutions (``--filter_size``).
         layer_norm: normalise each cell's gates (``--layer_norm``).
-        sampling_start_value, sampling_changing_rate, sampling_stop_iter, reverse_scheduled_sampling,
-            r_sampling_step_1, r_sampling_step_2, r_exp_alpha: scheduled sampling, see
-            :class:`RecurrentPredictor`.
 
     Shape:
         - frames: ``(B, T, C, H, W)`` with ``T >= input_length``, values in [0, 1].
@@ -292,26 +265,12 @@ class ConvLSTMPredictor(RecurrentPredictor):
         input_length: int = 10,
         total_length: int = 20,
         layer_norm: bool = False,
-        sampling_start_value: float = 1.0,
-        sampling_changing_rate: float = 2e-5,
-        sampling_stop_iter: int = 50000,
-        reverse_scheduled_sampling: bool = False,
-        r_sampling_step_1: int = 25000,
-        r_sampling_step_2: int = 50000,
-        r_exp_alpha: float = 5000.0,
     ) -> None:
         super().__init__(
             in_channels,
             patch_size=patch_size,
             input_length=input_length,
             total_length=total_length,
-            sampling_start_value=sampling_start_value,
-            sampling_changing_rate=sampling_changing_rate,
-            sampling_stop_iter=sampling_stop_iter,
-            reverse_scheduled_sampling=reverse_scheduled_sampling,
-            r_sampling_step_1=r_sampling_step_1,
-            r_sampling_step_2=r_sampling_step_2,
-            r_exp_alpha=r_exp_alpha,
         )
         sizes = [self.patch_channels, *check_num_hidden(num_hidden)]
         check_positive(filter_size=filter_size)

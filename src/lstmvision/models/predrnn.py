@@ -30,9 +30,6 @@ class PredRNNPredictor(RecurrentPredictor):
         num_hidden: hidden channels of each stacked cell (``--num_hidden``).
         filter_size: kernel size of every cell's convolutions (``--filter_size``).
         layer_norm: normalise each cell's gates (``--layer_norm``).
-        sampling_start_value, sampling_changing_rate, sampling_stop_iter, reverse_scheduled_sampling,
-            r_sampling_step_1, r_sampling_step_2, r_exp_alpha: scheduled sampling, see
-            :class:`~lstmvision.models.RecurrentPredictor`.
 
     Shape:
         - frames: ``(B, T, C, H, W)`` with ``T >= input_length``, values in [0, 1].
@@ -49,26 +46,12 @@ class PredRNNPredictor(RecurrentPredictor):
         input_length: int = 10,
         total_length: int = 20,
         layer_norm: bool = False,
-        sampling_start_value: float = 1.0,
-        sampling_changing_rate: float = 2e-5,
-        sampling_stop_iter: int = 50000,
-        reverse_scheduled_sampling: bool = False,
-        r_sampling_step_1: int = 25000,
-        r_sampling_step_2: int = 50000,
-        r_exp_alpha: float = 5000.0,
     ) -> None:
         super().__init__(
             in_channels,
             patch_size=patch_size,
             input_length=input_length,
             total_length=total_length,
-            sampling_start_value=sampling_start_value,
-            sampling_changing_rate=sampling_changing_rate,
-            sampling_stop_iter=sampling_stop_iter,
-            reverse_scheduled_sampling=reverse_scheduled_sampling,
-            r_sampling_step_1=r_sampling_step_1,
-            r_sampling_step_2=r_sampling_step_2,
-            r_exp_alpha=r_exp_alpha,
         )
         sizes = check_num_hidden(num_hidden)
         check_positive(filter_size=filter_size)

@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from lstmvision.models.predictor import drop_moved_arguments
+
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_TRUSTED_PREFIXES",
@@ -81,6 +83,8 @@ def _build(value: Any, prefixes: Sequence[str], source: str, key: str, initial_w
         init_args = value.get("init_args") or {}
         if not isinstance(init_args, Mapping):
             raise ValueError(f"{source}: {key}.init_args must be a mapping, got {type(init_args).__name__}")
+        # a network recorded before scheduled sampling moved to the task still rebuilds
+        init_args = drop_moved_arguments(init_args, f"{source}: {key}")
         cls = _resolve_class(value["class_path"], prefixes, f"{source}: {key}")
         kwargs = {
             str(name): _build(arg, prefixes, source, f"{key}.init_args.{name}", initial_weights)

@@ -7,27 +7,25 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast, get_args
+from typing import Any, Literal, Protocol, cast
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lstmvision.data import CaptionBatch
 from lstmvision.metrics import CaptionScores, fp32, score_captions
-from lstmvision.tasks._outputs import announce, default_checkpoints, gather_on_rank_zero, run_dir
-from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
+from lstmvision.tasks._outputs import announce, gather_on_rank_zero
+from lstmvision.tasks._reliability import NonFinitePolicy
+from lstmvision.tasks.base import Interval, Task
 from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map
 
-__all__ = ["CaptioningTask", "attention_rows", "write_captions"]
+__all__ = ["CaptioningPlateau", "CaptioningTask", "attention_rows", "write_captions"]
 
 log = logging.getLogger(__name__)
 
-OptimizerName = Literal["adam", "adamw"]
-ScheduleName = Literal["constant", "plateau"]
 MONITOR = "val/CIDEr"
 # the key under which a checkpoint keeps what `lstmvision caption` needs besides the weights
 CHECKPOINT_KEY = "captioning"
@@ -58,6 +56,35 @@ class _Captioner(Protocol):
     ) -> Sequence[Any]: ...
 
 
+class CaptioningPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """The captioning task's default schedule: ReduceLROnPlateau halving the rate when ``val/CIDEr`` has not
+    risen for 2 validations (torch's own defaults are a factor of 0.1 after 10). Only the defaults differ."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        mode: Literal["min", "max"] = "max",
+        factor: float = 0.5,
+        patience: int = 2,
+        threshold: float = 1e-4,
+        threshold_mode: Literal["rel", "abs"] = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(
+            optimizer,
+            mode=mode,
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode=threshold_mode,
+            cooldown=cooldown,
+            min_lr=min_lr,
+            eps=eps,
+        )
+
+
 def _batch(batch: Any) -> CaptionBatch:
     if not isinstance(batch, CaptionBatch):
         raise ValueError(
@@ -67,7 +94,7 @@ def _batch(batch: Any) -> CaptionBatch:
     return batch
 
 
-class CaptioningTask(L.LightningModule):
+class CaptioningTask(Task):
     """Train and evaluate a video captioner such as :class:`~lstmvision.models.SALSTM`.
 
     The model maps ``(inputs, tokens, lengths, teacher_forcing=r)`` to next-token logits ``(B, L-1, V)``
@@ -90,9 +117,10 @@ class CaptioningTask(L.LightningModule):
 
     Args:
         model: the captioner.
-        lr, optimizer, weight_decay: the optimiser (Adam or AdamW).
-        lr_schedule: ``"constant"`` or ``"plateau"`` (multiply the rate by ``plateau_factor`` when
-            ``val/CIDEr`` has not risen for ``plateau_patience`` validations).
+        optimizer: builds the optimiser (default Adam, lr 1e-3); any torch optimiser (docs/optimisers.md).
+        lr_scheduler: builds the learning-rate scheduler; default :class:`CaptioningPlateau` (halve the
+            rate when ``val/CIDEr`` has not risen for 2 validations); None: a constant rate.
+        lr_scheduler_interval: when the scheduler steps (``"auto"``: see docs/optimisers.md).
         label_smoothing: label smoothing of the cross-entropy, in [0, 1).
         max_grad_norm: clip the gradients' global norm to this (None: no clipping).
         teacher_forcing, teacher_forcing_final, teacher_forcing_steps: the ratio of ground-truth inputs
@@ -104,16 +132,16 @@ class CaptioningTask(L.LightningModule):
         on_nonfinite_loss: a NaN/inf training loss ``"raise"``s or ``"skip"``s the batch.
     """
 
+    monitor = MONITOR
+    monitor_mode = "max"
+
     def __init__(
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-3,
-        optimizer: OptimizerName = "adam",
-        weight_decay: float = 0.0,
-        lr_schedule: ScheduleName = "plateau",
-        plateau_patience: int = 2,
-        plateau_factor: float = 0.5,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = CaptioningPlateau,
+        lr_scheduler_interval: Interval = "auto",
         label_smoothing: float = 0.0,
         max_grad_norm: float | None = 5.0,
         teacher_forcing: float = 1.0,
@@ -126,21 +154,11 @@ class CaptioningTask(L.LightningModule):
         attention_maps: int = 4,
         on_nonfinite_loss: NonFinitePolicy = "raise",
     ) -> None:
-        super().__init__()
         for name in ("vocab_size", "pad_id", "bos_id", "eos_id"):
             if not isinstance(getattr(model, name, None), int):
                 raise ValueError(f"CaptioningTask: the model {type(model).__name__} has no integer {name!r}")
-        if optimizer not in get_args(OptimizerName):
-            raise ValueError(f"optimizer must be one of {get_args(OptimizerName)}, got {optimizer!r}")
-        if lr_schedule not in get_args(ScheduleName):
-            raise ValueError(f"lr_schedule must be one of {get_args(ScheduleName)}, got {lr_schedule!r}")
-        for key, value in (("lr", lr), ("weight_decay", weight_decay), ("length_penalty", length_penalty)):
-            if not value >= 0:
-                raise ValueError(f"{key} must be >= 0, got {value}")
-        if not 0.0 < plateau_factor < 1.0:
-            raise ValueError(f"plateau_factor must be in (0, 1), got {plateau_factor}")
-        if plateau_patience < 0:
-            raise ValueError(f"plateau_patience must be >= 0, got {plateau_patience}")
+        if not length_penalty >= 0:
+            raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if max_grad_norm is not None and not max_grad_norm > 0:
@@ -160,21 +178,18 @@ class CaptioningTask(L.LightningModule):
             raise ValueError(f"max_length must be >= 1 or null, got {max_length}")
         if attention_maps < 0:
             raise ValueError(f"attention_maps must be >= 0, got {attention_maps}")
-        self.save_hyperparameters(ignore=["model"])
-        self.model = model
-        self.lr, self.optimizer_name, self.weight_decay = lr, optimizer, weight_decay
-        self.lr_schedule, self.plateau_patience, self.plateau_factor = (
-            lr_schedule,
-            plateau_patience,
-            plateau_factor,
+        super().__init__(
+            model,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_interval=lr_scheduler_interval,
+            on_nonfinite_loss=on_nonfinite_loss,
         )
         self.label_smoothing, self.max_grad_norm = label_smoothing, max_grad_norm
         self.teacher_forcing, self.teacher_forcing_final = teacher_forcing, teacher_forcing_final
         self.teacher_forcing_steps = teacher_forcing_steps
         self.beam_size, self.length_penalty, self.max_length = beam_size, length_penalty, max_length
         self.val_beam_size, self.attention_maps = val_beam_size, attention_maps
-        self.on_nonfinite_loss = on_nonfinite_loss
-        self.skipped_batches = 0
         self.vocabulary: Vocabulary | None = None
         self.baseline_caption: str | None = None
         self.input_spec: dict[str, Any] = {}
@@ -265,7 +280,7 @@ class CaptioningTask(L.LightningModule):
         batch = _batch(batch)
         ratio = self.teacher_forcing_ratio()
         loss = self._loss(batch, ratio)
-        if not finite_loss(self, loss, self.on_nonfinite_loss):
+        if not self.finite(loss):
             return None
         size = len(batch.video_ids)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
@@ -332,7 +347,7 @@ class CaptioningTask(L.LightningModule):
         self._maps_written = 0
         # every rank asks: the run directory is a collective under DDP (Trainer.log_dir broadcasts), so
         # rank 0 alone asking for it later would wait for the other ranks forever
-        self._test_dir = run_dir(self.trainer)
+        self._test_dir = self.run_folder()
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         batch = _batch(batch)
@@ -405,29 +420,11 @@ class CaptioningTask(L.LightningModule):
 
     def on_predict_epoch_end(self) -> None:
         items = self._gathered()
-        out = run_dir(self.trainer)
+        out = self.run_folder()
         if self.trainer.is_global_zero and out is not None:
             out.mkdir(parents=True, exist_ok=True)
             write_captions(out, items, None)
             announce("captions", out / "captions.json")
-
-    # ------------------------------------------------------------------------------------ optimiser
-    def configure_optimizers(self) -> Any:
-        cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
-        opt = cls(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if self.lr_schedule == "constant":
-            return opt
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="max", factor=self.plateau_factor, patience=self.plateau_patience
-        )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": plateau, "monitor": MONITOR, "interval": "epoch"},
-        }
-
-    def configure_callbacks(self) -> list[Callback]:
-        # last.ckpt and the checkpoint with the highest validation CIDEr, unless the user configured one
-        return default_checkpoints(self.trainer, MONITOR, "max")
 
 
 def _score(

@@ -9,32 +9,23 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics, fp32
-from lstmvision.tasks._outputs import (
-    announce,
-    default_checkpoints,
-    gather_on_rank_zero,
-    predicted_sample_names,
-    run_dir,
-)
-from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
+from lstmvision.tasks._outputs import announce, gather_on_rank_zero, predicted_sample_names
+from lstmvision.tasks._reliability import NonFinitePolicy
+from lstmvision.tasks.base import Interval, Task
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
 __all__ = ["VideoClassificationTask"]
 
 log = logging.getLogger(__name__)
-
-OptimizerName = Literal["adam", "adamw", "sgd"]
-ScheduleName = Literal["constant", "cosine", "plateau"]
 
 # the loss reduction runs in float32 outside autocast whatever the network's precision (docs/precision.md)
 _cross_entropy = fp32(F.cross_entropy)
@@ -123,7 +114,7 @@ def _resolve_num_classes(model: nn.Module, num_classes: int | None) -> int:
     return num_classes
 
 
-class VideoClassificationTask(L.LightningModule):
+class VideoClassificationTask(Task):
     """Train and evaluate a video classifier; optionally measure early activity recognition.
 
     Batches are ``(clips, labels)`` with clips ``(B, T, C, H, W)`` and integer labels ``(B,)``. For
@@ -135,7 +126,7 @@ class VideoClassificationTask(L.LightningModule):
     task then checks, folds multi-clip batches and cuts observed fractions along that layout.
 
     Training minimises cross-entropy with ``label_smoothing``; validation logs the same loss and the
-    top-1 accuracy (``val/acc``, which picks the best checkpoint). The test accumulates a confusion
+    top-1 accuracy (``val/acc``, which picks the best checkpoint and drives a ReduceLROnPlateau). The test accumulates a confusion
     matrix and top-k counts (:class:`~lstmvision.metrics.ClassificationMetrics`, summed over processes)
     and writes ``metrics.json`` and ``confusion_matrix.png`` into the run directory. With
     ``observed_fractions`` the test also classifies every clip from its first ``ceil(f * T)`` frames
@@ -151,13 +142,12 @@ class VideoClassificationTask(L.LightningModule):
         num_classes: number of classes; ``None`` reads the model's ``num_classes`` attribute.
         class_names: one name per class for the written outputs (default: the data module's
             ``class_names`` when it has them, else ``"0"``, ``"1"``, ...).
-        lr: learning rate.
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (with ``momentum``).
-        weight_decay: weight decay of the optimiser.
-        momentum: momentum of SGD (not used by Adam/AdamW).
-        lr_schedule: ``"constant"``, ``"cosine"`` annealing over the trainer's total steps, or
-            ``"plateau"`` (divide the rate by 10 when ``val/acc`` stops rising for 10 epochs; needs a
-            validation loop).
+        optimizer: builds the optimiser (default Adam, lr 1e-3); any torch optimiser, e.g.
+            ``{class_path: torch.optim.SGD, init_args: {lr: 0.01, momentum: 0.9}}`` (docs/optimisers.md).
+        lr_scheduler: builds the learning-rate scheduler (default None: a constant rate), e.g.
+            CosineAnnealingLR over the whole run (``T_max`` filled in) or ReduceLROnPlateau on
+            ``val/acc`` (mode ``"max"`` set by the task; needs a validation loop).
+        lr_scheduler_interval: when the scheduler steps (``"auto"``: see docs/optimisers.md).
         label_smoothing: label smoothing of the cross-entropy, in [0, 1).
         top_k: the k of the top-k test accuracies; values above ``num_classes`` are skipped.
         observed_fractions: fractions of each clip, in (0, 1], to test early recognition on.
@@ -173,17 +163,18 @@ class VideoClassificationTask(L.LightningModule):
             clip length (every observed fraction, the last short batch) compiles once more.
     """
 
+    monitor = "val/acc"
+    monitor_mode = "max"
+
     def __init__(
         self,
         model: nn.Module,
         *,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
-        lr: float = 1e-3,
-        optimizer: OptimizerName = "adam",
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
-        lr_schedule: ScheduleName = "constant",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Interval = "auto",
         label_smoothing: float = 0.0,
         top_k: Sequence[int] = (1, 5),
         observed_fractions: Sequence[float] | None = None,
@@ -191,15 +182,7 @@ class VideoClassificationTask(L.LightningModule):
         on_nonfinite_loss: NonFinitePolicy = "raise",
         compile: bool = False,
     ) -> None:
-        super().__init__()
         num_classes = _resolve_num_classes(model, num_classes)
-        if optimizer not in get_args(OptimizerName):
-            raise ValueError(f"optimizer must be one of {get_args(OptimizerName)}, got {optimizer!r}")
-        if lr_schedule not in get_args(ScheduleName):
-            raise ValueError(f"lr_schedule must be one of {get_args(ScheduleName)}, got {lr_schedule!r}")
-        for key, value in (("lr", lr), ("weight_decay", weight_decay), ("momentum", momentum)):
-            if not value >= 0:
-                raise ValueError(f"{key} must be >= 0, got {value}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
@@ -226,17 +209,18 @@ class VideoClassificationTask(L.LightningModule):
             )
         # ClassificationMetrics checks top_k (integers >= 1, no repeats) with messages naming it
         metrics = ClassificationMetrics(num_classes, top_k=top_k)
-        self.save_hyperparameters(ignore=["model"])
-        self.model = model
+        super().__init__(
+            model,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_interval=lr_scheduler_interval,
+            on_nonfinite_loss=on_nonfinite_loss,
+            compile=compile,
+        )
         self.num_classes = num_classes
         self.class_names = names
         self.train_fractions = train_fractions
         self._names_given = class_names is not None
-        self.lr = lr
-        self.optimizer_name = optimizer
-        self.weight_decay = weight_decay
-        self.momentum = momentum
-        self.lr_schedule = lr_schedule
         self.label_smoothing = label_smoothing
         self.observed_fractions: tuple[float, ...] = tuple(sorted(fractions or ()))
         self._takes_fraction = _accepts_observed_fraction(model)
@@ -245,11 +229,6 @@ class VideoClassificationTask(L.LightningModule):
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
         self._clip_lengths: set[int] = set()
         self._predictions: list[tuple[Tensor, Tensor]] = []  # (top-k classes, their probabilities)
-        self.on_nonfinite_loss = on_nonfinite_loss
-        self.skipped_batches = 0
-        # not `self.compile`: that is nn.Module's compile() method
-        self.compile_network = compile
-        self._compiled = False
 
     @property
     def top_k(self) -> tuple[int, ...]:
@@ -311,12 +290,6 @@ class VideoClassificationTask(L.LightningModule):
         return logits
 
     # --------------------------------------------------------------------------------------- training
-    def configure_model(self) -> None:
-        # Lightning calls this before every fit/validate/test/predict: compile on the first one only
-        if self.compile_network and not self._compiled:
-            self.model.compile()
-            self._compiled = True
-
     def setup(self, stage: str) -> None:
         # the names the data module knows (KTH's actions, the embedded set's) label the outputs unless given
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
@@ -337,7 +310,7 @@ class VideoClassificationTask(L.LightningModule):
             fraction = self.train_fractions[int(torch.randint(len(self.train_fractions), ()))]
         logits = self._logits(clips, fraction)
         loss = _cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        if not finite_loss(self, loss, self.on_nonfinite_loss):
+        if not self.finite(loss):
             return None  # skipped: no backward pass, no optimiser step
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
@@ -394,9 +367,6 @@ class VideoClassificationTask(L.LightningModule):
             self.log(f"test/acc_observed_{_fraction_key(fraction)}", early[fraction]["accuracy"])
         self._write_test_outputs(result, early)
 
-    def _run_dir(self) -> Path | None:
-        return run_dir(self._trainer)
-
     def _observed_frames_entry(self, fraction: float) -> int | list[int] | None:
         frames = sorted({observed_frames(fraction, length) for length in self._clip_lengths})
         if not frames:
@@ -404,7 +374,7 @@ class VideoClassificationTask(L.LightningModule):
         return frames[0] if len(frames) == 1 else frames
 
     def _write_test_outputs(self, result: dict[str, Any], early: dict[float, dict[str, Any]]) -> None:
-        out = self._run_dir()
+        out = self.run_folder()
         if out is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
         out.mkdir(parents=True, exist_ok=True)
@@ -506,7 +476,7 @@ class VideoClassificationTask(L.LightningModule):
         return {"predicted": predicted, "probability": probability, "probabilities": probabilities}
 
     def on_predict_epoch_end(self) -> None:
-        out = self._run_dir()
+        out = self.run_folder()
         # every process's predictions, in the order of the set, reach rank 0, which alone writes them
         gathered = gather_on_rank_zero(self._trainer, self._predictions)
         if out is None or not gathered or not self.trainer.is_global_zero:
@@ -529,29 +499,3 @@ class VideoClassificationTask(L.LightningModule):
                 writer.writerow(row)
         log.info("%d predictions written to %s", len(classes), path)
         announce("predictions", path)
-
-    # -------------------------------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> Any:
-        opt: torch.optim.Optimizer
-        if self.optimizer_name == "sgd":
-            opt = torch.optim.SGD(
-                self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
-            )
-        else:
-            cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
-            opt = cls(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if self.lr_schedule == "constant":
-            return opt
-        if self.lr_schedule == "cosine":
-            total = max(int(self.trainer.estimated_stepping_batches), 1)
-            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max")
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": plateau, "monitor": "val/acc", "interval": "epoch"},
-        }
-
-    def configure_callbacks(self) -> list[Callback]:
-        # last.ckpt and the checkpoint with the highest validation accuracy, unless the user configured one
-        return default_checkpoints(self.trainer, "val/acc", "max")

@@ -7,15 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
-from lstmvision.tasks._outputs import announce, default_checkpoints, gather_on_rank_zero, run_dir
-from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
+from lstmvision.tasks._outputs import announce, gather_on_rank_zero
+from lstmvision.tasks._reliability import NonFinitePolicy
+from lstmvision.tasks.base import Interval, Task
+from lstmvision.tasks.schedules import SamplingSchedule, ScheduledSampling
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
 
 __all__ = ["VideoPredictionTask"]
@@ -34,10 +35,6 @@ class _Predictor(Protocol):
 
     input_length: int
     total_length: int
-
-    def sampling_probability(self, iteration: int) -> float: ...
-
-    def input_sampling_probability(self, iteration: int) -> float: ...
 
     def __call__(
         self,
@@ -73,32 +70,35 @@ def _compile_time_step(model: nn.Module) -> None:
     model.__dict__["step"] = windowed_step
 
 
-class VideoPredictionTask(L.LightningModule):
+class VideoPredictionTask(Task):
     """Train and evaluate a next-frame predictor on clips ``(B, T, C, H, W)`` in [0, 1].
 
     Training minimises the mean squared error of every next-frame prediction (plus ``l1_weight`` times
-    the mean absolute error), feeding true future frames with the model's scheduled-sampling
-    probability. Validation and test observe ``model.input_length`` frames and predict the rest with
-    no true frame fed back. The test reports per-frame MSE and MAE (summed over a frame's pixels,
+    the mean absolute error), feeding true frames with the probabilities of the ``sampling`` schedule
+    at the current step. Validation and test observe ``model.input_length`` frames and predict the rest
+    with no true frame fed back. The test reports per-frame MSE and MAE (summed over a frame's pixels,
     averaged over frames — the figure E3D-LSTM and OpenSTL report), PSNR and SSIM for the model and for
     the copy-last-frame baseline on the same clips, and writes ``metrics.json``,
     ``per_frame_metrics.png``, ``predictions.gif`` and optionally PNG frames into the run directory.
     ``predict`` forecasts ``predict_future`` frames of every clip from its first ``input_length`` ones,
     writes them as ``predictions.pt`` (``{"predictions": uint8 (N, future, C, H, W)}``, levels 0-255)
-    and prints its path.
+    and prints its path. ``val/mse`` picks the best checkpoint.
 
     Args:
-        model: a predictor with ``input_length``, ``total_length``, ``sampling_probability(iteration)``,
-            ``input_sampling_probability(iteration)`` and
+        model: a predictor with ``input_length``, ``total_length`` and
             ``forward(frames, *, future, sampling_prob, input_sampling_prob)`` (every
             :class:`~lstmvision.models.RecurrentPredictor`).
-        lr: learning rate.
-        optimizer: ``"adam"`` (the release's choice) or ``"adamw"``.
-        weight_decay: weight decay of the optimiser.
+        optimizer: builds the optimiser (default Adam, lr 1e-3, as the releases); see
+            :class:`~lstmvision.tasks.base.Task` and docs/optimisers.md.
+        lr_scheduler: builds the learning-rate scheduler (default None: a constant rate).
+        lr_scheduler_interval: when the scheduler steps (``"auto"``: see docs/optimisers.md).
+        sampling: the scheduled-sampling schedule (:mod:`lstmvision.tasks.schedules`): the release's
+            :class:`~lstmvision.tasks.schedules.ScheduledSampling` (the default, with the releases'
+            values), PredRNN-v2's :class:`~lstmvision.tasks.schedules.ReverseScheduledSampling`, or
+            None: future steps always read the model's own predictions, as at test time.
         l1_weight: weight of the added L1 term (0 = plain MSE).
         reverse_input: also train on every clip played backwards (the releases' ``--reverse_input``);
             the loss is the mean of the forward and backward losses.
-        lr_schedule: ``"constant"`` or ``"cosine"`` annealing over the trainer's total steps.
         gif_samples: test clips shown in ``predictions.gif``.
         save_frames: test clips whose frames are written as PNG (the release's ``--num_save_samples``
             into ``--gen_frm_dir``); 0 writes none.
@@ -111,31 +111,36 @@ class VideoPredictionTask(L.LightningModule):
             pays off in long runs; one compiled step serves every time step and forecast horizon.
     """
 
+    monitor = "val/mse"
+    monitor_mode = "min"
+
     def __init__(
         self,
         model: nn.Module,
         *,
-        lr: float = 1e-3,
-        optimizer: Literal["adam", "adamw"] = "adam",
-        weight_decay: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Interval = "auto",
+        sampling: SamplingSchedule | None = ScheduledSampling(),  # noqa: B008 - immutable, shown in --help
         l1_weight: float = 0.0,
         reverse_input: bool = False,
-        lr_schedule: Literal["constant", "cosine"] = "constant",
         gif_samples: int = 4,
         save_frames: int = 0,
         predict_future: int | None = None,
         on_nonfinite_loss: NonFinitePolicy = "raise",
         compile: bool = False,
     ) -> None:
-        super().__init__()
-        for attr in ("input_length", "total_length", "sampling_probability", "input_sampling_probability"):
+        for attr in ("input_length", "total_length"):
             if not hasattr(model, attr):
                 raise ValueError(
                     f"VideoPredictionTask needs a predictor model with {attr!r}, got {type(model).__name__}"
                 )
+        if sampling is not None and not isinstance(sampling, SamplingSchedule):
+            raise ValueError(
+                "sampling must be a SamplingSchedule (ScheduledSampling, ReverseScheduledSampling) or None, "
+                f"got {type(sampling).__name__}"
+            )
         for key, value in (
-            ("lr", lr),
-            ("weight_decay", weight_decay),
             ("l1_weight", l1_weight),
             ("gif_samples", gif_samples),
             ("save_frames", save_frames),
@@ -144,22 +149,21 @@ class VideoPredictionTask(L.LightningModule):
                 raise ValueError(f"{key} must be >= 0, got {value}")
         if predict_future is not None and predict_future < 1:
             raise ValueError(f"predict_future must be >= 1, got {predict_future}")
-        self.save_hyperparameters(ignore=["model"])
-        self.model = model
-        self.lr = lr
-        self.optimizer_name = optimizer
-        self.weight_decay = weight_decay
+        super().__init__(
+            model,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_interval=lr_scheduler_interval,
+            on_nonfinite_loss=on_nonfinite_loss,
+            compile=compile,
+            plain_hyperparameters={"sampling": sampling},
+        )
+        self.sampling = sampling
         self.l1_weight = l1_weight
         self.reverse_input = reverse_input
-        self.lr_schedule = lr_schedule
         self.gif_samples = gif_samples
         self.save_frames = save_frames
         self.predict_future = predict_future
-        self.on_nonfinite_loss = on_nonfinite_loss
-        # not `self.compile`: that is nn.Module's compile() method
-        self.compile_network = compile
-        self._compiled = False
-        self.skipped_batches = 0
         self._metrics = {name: VideoMetrics() for name in _SERIES}
         self._shown: dict[str, list[Tensor]] = {}
         self._frames_written = 0
@@ -195,8 +199,7 @@ class VideoPredictionTask(L.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor | None:
         frames = self._clips(batch, "total_length")
-        eta = self.predictor.sampling_probability(self.global_step)
-        r_eta = self.predictor.input_sampling_probability(self.global_step)
+        eta, r_eta = self.sampling_probabilities(self.global_step)
         if self.reverse_input:
             # the backward clips join the batch: one rollout, and the mean loss weighs both halves alike
             frames = torch.cat([frames, frames.flip(1)])
@@ -205,13 +208,23 @@ class VideoPredictionTask(L.LightningModule):
         target = frames[:, 1:]
         mse = _mse_loss(pred, target)
         loss = mse + self.l1_weight * _l1_loss(pred, target) if self.l1_weight else mse
-        if not finite_loss(self, loss, self.on_nonfinite_loss):
+        if not self.finite(loss):
             return None  # skipped: no backward pass, no optimiser step
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sampling_prob", eta)
         if r_eta < 1.0:
             self.log("train/input_sampling_prob", r_eta)
         return loss
+
+    def sampling_probabilities(self, iteration: int) -> tuple[float, float]:
+        """``(sampling_prob, input_sampling_prob)`` of the ``sampling`` schedule at a training iteration:
+        the chances that a future and an observed step read the true frame (``(0, 1)`` without one)."""
+        if self.sampling is None:
+            return 0.0, 1.0
+        return (
+            self.sampling.sampling_probability(iteration),
+            self.sampling.input_sampling_probability(iteration),
+        )
 
     def _forecast(self, frames: Tensor, future: int) -> Tensor:
         """Predict ``future`` frames from the first ``input_length`` ones; no true future frame is seen."""
@@ -235,7 +248,7 @@ class VideoPredictionTask(L.LightningModule):
         self._frames_written = 0
         # read once on every rank: trainer.log_dir is a broadcast under DDP, and ranks may run
         # different numbers of test batches
-        self._test_dir = self._run_dir()
+        self._test_dir = self.run_folder()
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         frames = self._clips(batch, "total_length")
@@ -283,11 +296,8 @@ class VideoPredictionTask(L.LightningModule):
                 )
         self._write_test_outputs(summary, curves, self._metrics["model"].count)
 
-    def _run_dir(self) -> Path | None:
-        return run_dir(self._trainer)
-
     def _write_test_outputs(self, summary: dict, curves: dict, count: int) -> None:
-        out = self._run_dir()
+        out = self.run_folder()
         if out is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
         out.mkdir(parents=True, exist_ok=True)
@@ -331,7 +341,7 @@ class VideoPredictionTask(L.LightningModule):
         self._predictions = []
 
     def on_predict_epoch_end(self) -> None:
-        out = self._run_dir()
+        out = self.run_folder()
         # every process's forecasts, in the order of the set, reach rank 0, which alone writes them
         gathered = gather_on_rank_zero(self._trainer, self._predictions)
         if out is None or not gathered or not self.trainer.is_global_zero:
@@ -344,21 +354,9 @@ class VideoPredictionTask(L.LightningModule):
         log.info("%d forecasts written to %s", len(predictions), path)
         announce("predictions", path)
 
-    # ---------------------------------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> Any:
-        cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
-        opt = cls(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if self.lr_schedule == "constant":
-            return opt
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def configure_model(self) -> None:
-        # Lightning calls this before every fit/validate/test/predict: compile on the first one only
-        if self.compile_network and not self._compiled:
-            _compile_time_step(self.model)
-            self._compiled = True
+    # ------------------------------------------------------------------------------------------ set-up
+    def compile_network_once(self) -> None:
+        _compile_time_step(self.model)
 
     def setup(self, stage: str) -> None:
         # a patch size that does not divide the frames would only fail at the first batch, after the
@@ -370,7 +368,3 @@ class VideoPredictionTask(L.LightningModule):
                 f"the model's patch_size={patch} must divide the data's image_size={size} "
                 "(frames are cut into patch_size x patch_size patches)"
             )
-
-    def configure_callbacks(self) -> list[Callback]:
-        # last.ckpt and the checkpoint with the lowest validation MSE per frame, unless the user configured one
-        return default_checkpoints(self.trainer, "val/mse", "min")
