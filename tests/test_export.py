@@ -21,8 +21,8 @@ from lstmvision._io import UnsafeFileError, check_safe, safe_load
 from lstmvision.cli import main as cli_main
 from lstmvision.commands.configs import find_config
 from lstmvision.commands.demo import demo_config
+from lstmvision.commands.export import main as export_main
 from lstmvision.encoders import SmallCNN
-from lstmvision.export import main as export_main
 from lstmvision.models import (
     CNNLSTM,
     ConvLSTMPredictor,
@@ -314,7 +314,7 @@ def _rewrite(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
         ("lstmvisionx.models.Model", "is not trusted"),  # a prefix is a package, not a string start
         ("lstmvision.__builtins__.eval", "is not trusted"),  # no dunder escape from a trusted package
         ("lstmvision.cli.main", "is not an nn.Module class"),  # trusted package, but a function
-        ("lstmvision.export.main", "is not an nn.Module class"),
+        ("lstmvision.commands.export.main", "is not an nn.Module class"),
         ("lstmvision.models.NoSuchModel", "cannot import class_path"),
         ("os.system; rm", "must be a dotted name"),
     ],

@@ -16,11 +16,11 @@ from PIL import Image, ImageSequence
 from test_cli import TINY
 from video_files import write_video
 
+from lstmvision.checkpoints import LoadedNetwork, load_network
 from lstmvision.cli import main as cli_main
 from lstmvision.commands import classify, forecast
 from lstmvision.commands.demo import demo_config
 from lstmvision.data import ClipTransform, VideoClips, VideoDataModule, read_frames
-from lstmvision.export import LoadedNetwork, load_network
 from lstmvision.models import ConvLSTMPredictor
 from lstmvision.viz import save_forecast_animation
 

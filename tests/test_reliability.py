@@ -23,7 +23,7 @@ from test_cli import TINY
 from lstmvision.cli import main
 from lstmvision.commands.demo import demo_config
 from lstmvision.commands.lightning import LstmVisionCLI
-from lstmvision.tasks._reliability import AtomicCheckpointIO
+from lstmvision.tasks.reliability import AtomicCheckpointIO
 
 ROOT = Path(__file__).resolve().parents[1]
 # 16 training clips of 4 -> 4 steps per epoch

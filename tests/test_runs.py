@@ -17,8 +17,8 @@ import torch
 from lstmvision.checkpoints import RECORD_KEY, network_differences
 from lstmvision.cli import main
 from lstmvision.commands.demo import demo_config
+from lstmvision.commands.export import export_checkpoint
 from lstmvision.data import MovingMNISTDataModule
-from lstmvision.export import export_checkpoint
 from lstmvision.models import load_pretrained
 
 # the demo configuration made tiny: 32x32 frames, 4 observed + 4 predicted, one layer of 4

@@ -19,7 +19,7 @@ from lstmvision.commands.configs import resolve_config_args
 from lstmvision.commands.lightning import SUBCOMMANDS, ConfigError, LstmVisionCLI, command_line, take_flags
 from lstmvision.commands.parse_errors import suggest
 from lstmvision.console import USER_ERRORS, error_line, quiet_lightning, request_debug
-from lstmvision.tasks._reliability import RunInterrupted
+from lstmvision.tasks.reliability import RunInterrupted
 
 __all__ = ["main"]
 
@@ -40,7 +40,7 @@ def _resume_command(argv: list[str]) -> str:
 # subcommands other than LightningCLI's: name -> ("module:function", one-line help); each function takes argv
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lstmvision.commands.demo:main", "train and test the demo predictor on embedded Moving MNIST"),
-    "export": ("lstmvision.export:main", "checkpoint -> model.safetensors + model.json (or ONNX)"),
+    "export": ("lstmvision.commands.export:main", "checkpoint -> model.safetensors + model.json (or ONNX)"),
     "compare": (
         "lstmvision.commands.compare:main",
         "fit and test several configs with the same seeds, one table",

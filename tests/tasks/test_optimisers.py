@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from lstmvision.cli import demo_config, main
+from lstmvision.cli import main
+from lstmvision.commands.demo import demo_config
 from lstmvision.encoders import SmallCNN
 from lstmvision.models import SALSTM, ConvLSTMPredictor
 from lstmvision.tasks import CaptioningTask, VideoClassificationTask, VideoPredictionTask

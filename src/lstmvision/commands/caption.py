@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from lstmvision.checkpoints import load_network
 from lstmvision.commands.video_inputs import (
     UnreadableVideo,
     build_encoder,
@@ -37,7 +38,6 @@ from lstmvision.data.io.frames import VIDEO_EXTENSIONS, frame_files
 from lstmvision.data.io.sampling import uniform_frame_indices
 from lstmvision.data.io.transforms import ClipTransform
 from lstmvision.encoders import FrameEncoder
-from lstmvision.export import load_network
 from lstmvision.tasks.captioning import CHECKPOINT_KEY, attention_rows
 from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map

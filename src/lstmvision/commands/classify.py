@@ -1,7 +1,7 @@
 """``lstmvision classify``: the most probable classes of a person's own videos, by a trained classifier.
 
 ``lstmvision classify --checkpoint CKPT VIDEO|FOLDER... [--out FILE.csv] [--top_k K]`` rebuilds the
-classifier of a checkpoint written by ``lstmvision fit`` (:func:`lstmvision.export.load_network`), cuts
+classifier of a checkpoint written by ``lstmvision fit`` (:func:`lstmvision.checkpoints.load_network`), cuts
 clips from each video as the classification data modules do at test time (:class:`lstmvision.data.VideoClips`
 in evaluation: ``test_clips`` uniformly spaced clips of ``num_frames`` frames, resized and centre-cropped
 as in training, gray for a 1-channel model), averages the logits of a video's clips (as
@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from lstmvision.checkpoints import LoadedNetwork, load_network
 from lstmvision.commands.forecast import (
     collect_videos,
     frame_size,
@@ -32,7 +33,6 @@ from lstmvision.commands.forecast import (
     saved_data_args,
 )
 from lstmvision.data import VideoClips
-from lstmvision.export import LoadedNetwork, load_network
 
 __all__ = ["Classification", "class_names", "classify_video", "clip_settings", "main"]
 

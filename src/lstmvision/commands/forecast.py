@@ -1,7 +1,7 @@
 """``lstmvision forecast``: continue a person's own videos with a trained video predictor.
 
 ``lstmvision forecast --checkpoint CKPT VIDEO|FOLDER... [--out DIR] [--future N] [--format gif|mp4]``
-rebuilds the predictor of a checkpoint written by ``lstmvision fit`` (:func:`lstmvision.export.load_network`),
+rebuilds the predictor of a checkpoint written by ``lstmvision fit`` (:func:`lstmvision.checkpoints.load_network`),
 reads each video (a file PyAV decodes, or a folder of frame images; a folder of videos gives each of
 them), brings its frames to what the network was trained on (the frame size of the run's data, one
 gray channel for a 1-channel model) and writes, per video, an animation of the observed frames
@@ -26,9 +26,9 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from lstmvision.checkpoints import LoadedNetwork, load_network
 from lstmvision.console import debug_requested, error_line
 from lstmvision.data import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, ClipTransform, count_frames, read_frames
-from lstmvision.export import LoadedNetwork, load_network
 from lstmvision.viz import ANIMATION_FORMATS, save_forecast_animation
 
 __all__ = [

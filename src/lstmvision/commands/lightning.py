@@ -38,8 +38,8 @@ from lstmvision.runs import (
     run_of,
     scratch_folder,
 )
-from lstmvision.tasks._reliability import AtomicCheckpointIO, RunGuard
 from lstmvision.tasks.base import moved_argument
+from lstmvision.tasks.reliability import AtomicCheckpointIO, RunGuard
 
 __all__ = ["SUBCOMMANDS", "ConfigError", "LstmVisionCLI", "best_checkpoint", "command_line", "take_flags"]
 

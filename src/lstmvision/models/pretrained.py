@@ -259,7 +259,7 @@ def load_pretrained(path: str | os.PathLike[str], *, trusted_prefixes: Sequence[
 
     if Path(path).suffix == ".ckpt":
         # a checkpoint of `lstmvision fit`: it records its network (lstmvision.checkpoints)
-        from lstmvision.export import load_network
+        from lstmvision.checkpoints import load_network
 
         return load_network(path, trusted_prefixes=trusted_prefixes).model.eval()
     config_file, weights_file = _files(Path(path))

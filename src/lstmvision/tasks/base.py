@@ -31,8 +31,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lstmvision.tasks._outputs import default_checkpoints, run_dir
-from lstmvision.tasks._reliability import NonFinitePolicy, finite_loss
+from lstmvision.tasks.outputs import default_checkpoints, run_dir
+from lstmvision.tasks.reliability import NonFinitePolicy, finite_loss
 
 __all__ = ["MOVED_ARGUMENTS", "Interval", "Task", "moved_argument", "plain_config"]
 

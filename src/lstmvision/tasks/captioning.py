@@ -16,9 +16,9 @@ from torch import Tensor, nn
 
 from lstmvision.data import CaptionBatch
 from lstmvision.metrics import CaptionScores, fp32, score_captions
-from lstmvision.tasks._outputs import announce, gather_on_rank_zero
-from lstmvision.tasks._reliability import NonFinitePolicy
 from lstmvision.tasks.base import Interval, Task
+from lstmvision.tasks.outputs import announce, gather_on_rank_zero
+from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map
 

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics, fp32
-from lstmvision.tasks._outputs import announce, gather_on_rank_zero, predicted_sample_names
-from lstmvision.tasks._reliability import NonFinitePolicy
 from lstmvision.tasks.base import Interval, Task
+from lstmvision.tasks.outputs import announce, gather_on_rank_zero, predicted_sample_names
+from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
 __all__ = ["VideoClassificationTask"]

@@ -13,9 +13,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
-from lstmvision.tasks._outputs import announce, gather_on_rank_zero
-from lstmvision.tasks._reliability import NonFinitePolicy
 from lstmvision.tasks.base import Interval, Task
+from lstmvision.tasks.outputs import announce, gather_on_rank_zero
+from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.tasks.schedules import SamplingSchedule, ScheduledSampling
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
 

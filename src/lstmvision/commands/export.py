@@ -12,127 +12,23 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
-import yaml
-from torch import nn
+from lstmvision.checkpoints import load_network
+from lstmvision.models.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
 
-from lstmvision._io import safe_load
-from lstmvision.checkpoints import RECORD_KEY, check_network, network_record
-from lstmvision.models.predictor import drop_moved_arguments
-from lstmvision.models.pretrained import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    instantiate_model,
-    save_pretrained,
-)
-
-__all__ = ["FORMATS", "LoadedNetwork", "export_checkpoint", "load_network", "main"]
+__all__ = ["FORMATS", "export_checkpoint", "main"]
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("safetensors", "onnx")
-_PREFIX = "model."  # the tasks hold the network as `self.model`
-
-
-def _find_config(checkpoint: Path) -> Path:
-    """The ``config.yaml`` LightningCLI saved for the run that wrote ``checkpoint``."""
-    candidates = [checkpoint.parent.parent / "config.yaml", checkpoint.parent / "config.yaml"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"no config found for checkpoint {checkpoint}: looked for {looked}; give --config"
-    )
-
-
-def _model_spec(config: Path) -> tuple[dict[str, Any], str | None]:
-    """The network's ``{"class_path", "init_args"}`` (``model.init_args.model``) and the task's class."""
-    if not config.is_file():
-        raise FileNotFoundError(f"config not found: {config}")
-    try:
-        document = yaml.safe_load(config.read_text())  # safe_load: plain values, never Python objects
-    except yaml.YAMLError as error:
-        raise ValueError(f"config {config} is not valid YAML: {error}") from error
-    task = document.get("model") if isinstance(document, Mapping) else None
-    task_args = task.get("init_args") if isinstance(task, Mapping) else None
-    spec = task_args.get("model") if isinstance(task_args, Mapping) else None
-    if isinstance(spec, str):  # jsonargparse also accepts a bare class path
-        spec = {"class_path": spec}
-    if not isinstance(spec, Mapping) or "class_path" not in spec:
-        raise ValueError(
-            f"config {config} has no model.init_args.model with a class_path: the network's "
-            "class_path/init_args inside the task, as `lstmvision fit` saves them"
-        )
-    task_class = task.get("class_path") if isinstance(task, Mapping) else None
-    return dict(spec), task_class if isinstance(task_class, str) else None
 
 
 def _default_out(checkpoint: Path) -> Path:
     # <run>/checkpoints/last.ckpt -> <run>/export/last/
     run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     return run / "export" / checkpoint.stem
-
-
-class LoadedNetwork(NamedTuple):
-    """The network of a checkpoint and where it came from."""
-
-    model: nn.Module
-    checkpoint: dict[str, Any]  # the whole checkpoint (tensors and plain values)
-    spec: dict[str, Any]  # the network's class_path / init_args
-    config: Path | None  # the config the network was built from; None: from the checkpoint's own record
-    task_class: str | None
-
-
-def load_network(
-    checkpoint: str | os.PathLike[str],
-    *,
-    config: str | os.PathLike[str] | None = None,
-    trusted_prefixes: Sequence[str] = (),
-) -> LoadedNetwork:
-    """The network of a checkpoint written by ``lstmvision fit``, built from the run's config (or
-    ``config``) and loaded with the checkpoint's weights; see :func:`export_checkpoint` for the errors."""
-    ckpt = Path(checkpoint)
-    saved = safe_load(ckpt, what="checkpoint")
-    state = saved.get("state_dict") if isinstance(saved, Mapping) else None
-    if not isinstance(state, Mapping):
-        keys = sorted(map(str, saved)) if isinstance(saved, Mapping) else type(saved).__name__
-        raise ValueError(
-            f"checkpoint {ckpt} has no 'state_dict' (a Lightning checkpoint has one); found {keys}"
-        )
-    weights = {key[len(_PREFIX) :]: value for key, value in state.items() if key.startswith(_PREFIX)}
-    if not weights:
-        raise ValueError(
-            f"checkpoint {ckpt} has no '{_PREFIX}*' weights in its state_dict: not a lstmvision task"
-        )
-    record = network_record(saved)
-    if record is not None:
-        # a self-describing checkpoint (lstmvision.checkpoints): it says which network it holds; a
-        # config given beside it may only agree
-        spec, task_class, config_file = record, saved[RECORD_KEY].get("task"), None
-        if config is not None:
-            given, _ = _model_spec(Path(config))
-            check_network(saved, given, source=ckpt)
-    else:
-        # a checkpoint written before checkpoints carried their network: the run's config.yaml says
-        config_file = Path(config) if config is not None else _find_config(ckpt)
-        spec, task_class = _model_spec(config_file)
-        if task_class is None and isinstance(saved.get("hyper_parameters"), Mapping):
-            task_class = saved["hyper_parameters"].get("_class_path")
-    source = f"config {config_file}" if config_file is not None else f"checkpoint {ckpt}"
-    if config_file is not None:  # what an export writes: without arguments that moved to the task
-        spec = {**spec, "init_args": drop_moved_arguments(spec.get("init_args") or {}, source)}
-    model = instantiate_model(spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=source)
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"checkpoint {ckpt} does not fit the {spec['class_path']} of {source}: {error}"
-        ) from error
-    return LoadedNetwork(model, dict(saved), spec, config_file, task_class)
 
 
 def export_checkpoint(
