@@ -39,15 +39,17 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "file") -> Any:
     return _load(Path(path), what, mmap=False)
 
 
-def check_safe(path: str | os.PathLike[str], *, what: str = "file") -> None:
-    """Raise as :func:`safe_load` would, without reading the tensors of a file in torch's zip format.
+def check_safe(path: str | os.PathLike[str], *, what: str = "file") -> Any:
+    """Raise as :func:`safe_load` would, without reading the tensors of a file in torch's zip format;
+    return what it holds, its tensors memory-mapped.
 
-    For a caller that hands the file to another loader (Lightning's ``ckpt_path``): the pickle is
-    checked by the same restricted unpickler, while the tensor data stays memory-mapped, unread.
+    For a caller that hands the file to another loader (Lightning's ``ckpt_path``) and needs only its
+    plain values (hyper-parameters, the network record): the pickle is checked by the same restricted
+    unpickler, while the tensor data stays memory-mapped, unread.
     """
     file = Path(path)
     # mmap needs the zip format (torch >= 1.6); an older file is read in full
-    _load(file, what, mmap=file.is_file() and zipfile.is_zipfile(file))
+    return _load(file, what, mmap=file.is_file() and zipfile.is_zipfile(file))
 
 
 def _load(file: Path, what: str, *, mmap: bool) -> Any:

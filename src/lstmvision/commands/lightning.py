@@ -24,7 +24,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from lstmvision._io import check_safe, safe_load
+from lstmvision._io import check_safe
 from lstmvision.checkpoints import RecordNetwork, check_network
 from lstmvision.commands.parse_errors import explain_parse_error, explain_value_error, moved_key
 from lstmvision.commands.report import report
@@ -123,29 +123,25 @@ class LstmVisionCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         ckpt = config.get("ckpt_path") if subcommand else None
-        if ckpt in ("last", "best"):
+        if ckpt == "last" or (ckpt == "best" and subcommand != "fit"):  # in a fit, "best" is Lightning's
             # the newest checkpoint of the experiment across its versions; Lightning's own lookup would
             # search only the newest version folder and silently start afresh when it holds none
             experiment = Path(config.runs_dir) / config.experiment
-            if ckpt == "best" and subcommand == "fit":
-                pass  # Lightning's meaning: the best of this fit
-            else:
-                pattern = "*.ckpt" if ckpt == "last" else "best-*.ckpt"
-                config.ckpt_path = ckpt = str(newest_checkpoint(experiment, pattern, ckpt))
+            pattern = "*.ckpt" if ckpt == "last" else "best-*.ckpt"
+            config.ckpt_path = ckpt = str(newest_checkpoint(experiment, pattern, ckpt))
         if ckpt and Path(ckpt).is_file():
-            # refuse a file that would run code when unpickled, with an error naming it
-            check_safe(ckpt, what="--ckpt_path checkpoint")
-            self._apply_checkpoint_hyperparameters(ckpt, subcommand)
-        if ckpt and Path(ckpt).is_file():
+            # read once, tensors memory-mapped: a file that would run code when unpickled is refused
+            # with an error naming it; its hyper-parameters and network record are all that is used here
+            saved = check_safe(ckpt, what="--ckpt_path checkpoint")
+            self._apply_checkpoint_hyperparameters(saved, ckpt, subcommand)
             network = _configured_network(self.config[subcommand])
             if network is not None:
-                check_network(safe_load(ckpt, what="checkpoint"), network, source=ckpt)
+                check_network(saved, network, source=ckpt)
 
-    def _apply_checkpoint_hyperparameters(self, ckpt: str, subcommand: str) -> None:
+    def _apply_checkpoint_hyperparameters(self, saved: Any, ckpt: str, subcommand: str) -> None:
         """The task's hyperparameters saved in the checkpoint become the config's (what Lightning's own
         ``_parse_ckpt_path`` does), less the keys that have moved since the checkpoint was written: those
         are left out with a note, and the config's optimiser and scheduler apply."""
-        saved = safe_load(ckpt, what="checkpoint")
         hparams = dict(saved.get("hyper_parameters") or {}) if isinstance(saved, dict) else {}
         hparams.pop("_instantiator", None)
         moved = sorted(key for key, value in hparams.items() if moved_argument(key, value) is not None)
