@@ -169,7 +169,7 @@ def _reset() -> None:
     """Forget every compiled gate function and a past failure (tests)."""
     global _broken
     _broken = False
-    for fused in (lstm_gates, dual_memory, output_gate, mp_gates):
+    for fused in (lstm_gates, dual_memory, dual_memory_increments, output_gate, mp_gates):
         fused.reset()
 
 
@@ -188,6 +188,34 @@ def _lstm(gates: Tensor, c_prev: Tensor | None, dim: int, dtype: torch.dtype) ->
     return h.to(gates.dtype), c.to(dtype)
 
 
+def _dual_memory_increments(
+    gates: Tensor,
+    gates_m: Tensor,
+    c_add: Tensor | None,
+    c_prev: Tensor | None,
+    carried: Tensor | None,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    # gates (B, 4*Hc, ...) = i, f (or E3D's r), g, o; gates_m (B, 3*Hc, ...) = i', f', g'.
+    # c = σ(i)·tanh(g) + c_add + σ(f)·c_prev and m = σ(i')·tanh(g') + σ(f')·carried; returns (c, m, [c, m],
+    # Δc, Δm) with [c, m] in the gates' dtype, which the output convolutions read, and the increments
+    # Δc = σ(i)·tanh(g), Δm = σ(i')·tanh(g') (PredRNN-v2's decoupling loss reads them) in dtype
+    i, f, g, _ = _up(gates).chunk(4, 1)
+    i_m, f_m, g_m = _up(gates_m).chunk(3, 1)
+    delta_c = torch.sigmoid(i) * torch.tanh(g)
+    c = delta_c
+    if c_add is not None:
+        c = c + _up(c_add)
+    if c_prev is not None:
+        c = c + torch.sigmoid(f) * _up(c_prev)
+    delta_m = torch.sigmoid(i_m) * torch.tanh(g_m)
+    m = delta_m
+    if carried is not None:
+        m = m + torch.sigmoid(f_m) * _up(carried)
+    cm = torch.cat([c, m], dim=1).to(gates.dtype)
+    return c.to(dtype), m.to(dtype), cm, delta_c.to(dtype), delta_m.to(dtype)
+
+
 def _dual_memory(
     gates: Tensor,
     gates_m: Tensor,
@@ -196,20 +224,10 @@ def _dual_memory(
     carried: Tensor | None,
     dtype: torch.dtype,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    # gates (B, 4*Hc, ...) = i, f (or E3D's r), g, o; gates_m (B, 3*Hc, ...) = i', f', g'.
-    # c = σ(i)·tanh(g) + c_add + σ(f)·c_prev and m = σ(i')·tanh(g') + σ(f')·carried; returns (c, m, [c, m])
-    # with [c, m] in the gates' dtype, which the output convolutions read
-    i, f, g, _ = _up(gates).chunk(4, 1)
-    i_m, f_m, g_m = _up(gates_m).chunk(3, 1)
-    c = torch.sigmoid(i) * torch.tanh(g)
-    if c_add is not None:
-        c = c + _up(c_add)
-    if c_prev is not None:
-        c = c + torch.sigmoid(f) * _up(c_prev)
-    m = torch.sigmoid(i_m) * torch.tanh(g_m)
-    if carried is not None:
-        m = m + torch.sigmoid(f_m) * _up(carried)
-    return c.to(dtype), m.to(dtype), torch.cat([c, m], dim=1).to(gates.dtype)
+    # the same arithmetic without the increments: (c, m, [c, m]); the increments are intermediates of
+    # it, so the eager path computes nothing more, and the compiled one drops the unused outputs
+    c, m, cm, _, _ = _dual_memory_increments(gates, gates_m, c_add, c_prev, carried, dtype)
+    return c, m, cm
 
 
 def _output_gate(o: Tensor, o_term: Tensor, cell: Tensor) -> Tensor:
@@ -235,5 +253,6 @@ def _mp(
 
 lstm_gates = _Fused(_lstm)
 dual_memory = _Fused(_dual_memory)
+dual_memory_increments = _Fused(_dual_memory_increments)
 output_gate = _Fused(_output_gate)
 mp_gates = _Fused(_mp)

@@ -181,6 +181,41 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         # the time loop's fast path: the caller validated the shapes; returns (h_t, c_t, m_t)
+        gates, gates_m, carried = self._gates(x_t, state, memory)
+        # the gate arithmetic in two fused functions (compiled where it helps, docs/predrnn.md): c, m and
+        # [C_t, M_t] (B, 2*Hc, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
+        c, m, cm = _fusion.dual_memory(
+            gates,
+            gates_m,
+            None,
+            None if state is None else state[1],
+            carried,
+            _fusion.state_dtype(gates),
+            eager=state is None or memory is None,
+        )
+        return self._output(gates, cm), c, m
+
+    def _step_increments(
+        self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        # _step that also returns the memory increments Δc = i_t ⊙ g_t and Δm = i'_t ⊙ g'_t (PredRNN-v2)
+        gates, gates_m, carried = self._gates(x_t, state, memory)
+        c, m, cm, delta_c, delta_m = _fusion.dual_memory_increments(
+            gates,
+            gates_m,
+            None,
+            None if state is None else state[1],
+            carried,
+            _fusion.state_dtype(gates),
+            eager=state is None or memory is None,
+        )
+        return self._output(gates, cm), c, m, delta_c, delta_m
+
+    def _gates(
+        self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        # the pre-activations (B, 4*Hc, H, W) = i, f, g, o and (B, 3*Hc, H, W) = i', f', g', and M_in as
+        # the f'_t ⊙ M_in term reads it (mapped to Hc channels by memory_proj when widths differ)
         Hc = self.hidden_channels
         gates_x = self._conv(self.input_conv, x_t)  # (B, 7*Hc, H, W): i, f, g, o, i', f', g'
         if self.norm_x is not None:
@@ -200,21 +235,13 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         carried = memory
         if memory is not None and self.memory_proj is not None:
             carried = self.memory_proj(_fusion.conv_layout(self.memory_channels, memory))
-        # the gate arithmetic in two fused functions (compiled where it helps, docs/predrnn.md): c, m and
-        # [C_t, M_t] (B, 2*Hc, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
-        c, m, cm = _fusion.dual_memory(
-            gates,
-            gates_m,
-            None,
-            None if state is None else state[1],
-            carried,
-            _fusion.state_dtype(gates),
-            eager=state is None or memory is None,
-        )
+        return gates, gates_m, carried
+
+    def _output(self, gates: Tensor, cm: Tensor) -> Tensor:
+        # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W)
         gates_o = self._conv(self.output_conv, cm)
         o_term = gates_o if self.norm_o is None else self.norm_o(gates_o)
-        h = _fusion.output_gate(gates[:, 3 * Hc :], o_term, self.fuse_conv(cm))  # o: rows 3*Hc..4*Hc
-        return h, c, m
+        return _fusion.output_gate(gates[:, 3 * self.hidden_channels :], o_term, self.fuse_conv(cm))
 
     def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:
         _check_frames(x_t, self, who, "x_t (B, C, H, W)")
@@ -296,6 +323,42 @@ class SpatioTemporalLSTM(NotScriptable, nn.Module):
         ``states`` holds one :class:`SpatioTemporalLSTMState` per layer from the previous step (``None``
         at the first: zeros); layer 0 reads ``states[-1].m``, the top layer's memory.
         """
+        cells = self._checked_step(x_t, states, direction)
+        hs, cs, ms = self._advance(
+            cells,
+            x_t,
+            None if states is None else [s[0] for s in states],
+            None if states is None else [s[1] for s in states],
+            None if states is None else states[-1][2],
+        )
+        return hs[-1], [SpatioTemporalLSTMState(*s) for s in zip(hs, cs, ms)]
+
+    def step_increments(
+        self, x_t: Tensor, states: list[SpatioTemporalLSTMState] | None, *, direction: int = 0
+    ) -> tuple[Tensor, list[SpatioTemporalLSTMState], list[tuple[Tensor, Tensor]]]:
+        """:meth:`step` that also returns each layer's memory increments ``(Δc, Δm)``, bottom first:
+        ``Δc = i_t ⊙ g_t`` and ``Δm = i'_t ⊙ g'_t``, each ``(B, Hc_l, H, W)`` (PredRNN-v2's decoupling
+        loss reads them). The states are those :meth:`step` returns; dropout between layers applies."""
+        cells = self._checked_step(x_t, states, direction)
+        drop = self.training and self.dropout > 0.0
+        hs = None if states is None else [s[0] for s in states]
+        cs = None if states is None else [s[1] for s in states]
+        memory = None if states is None else states[-1][2]
+        new_states, increments = [], []
+        inp = x_t
+        for layer, cell in enumerate(cells):
+            if layer > 0 and drop:
+                inp = F.dropout(inp, self.dropout, training=True)
+            state = None if hs is None or cs is None else (hs[layer], cs[layer])
+            inp, c, memory, delta_c, delta_m = cell._step_increments(inp, state, memory)
+            new_states.append(SpatioTemporalLSTMState(inp, c, memory))
+            increments.append((delta_c, delta_m))
+        return inp, new_states, increments
+
+    def _checked_step(
+        self, x_t: Tensor, states: list[SpatioTemporalLSTMState] | None, direction: int
+    ) -> list[SpatioTemporalLSTMCell]:
+        # the cells of one direction, after checking x_t and the shapes of the given states
         cells = self._direction(direction)
         cells[0]._check_input(x_t, "SpatioTemporalLSTM.step")
         B, _, H, W = x_t.shape
@@ -310,14 +373,7 @@ class SpatioTemporalLSTM(NotScriptable, nn.Module):
                         raise ValueError(
                             f"states[{layer}].{name} must be {(B, Hc, H, W)}, got {tuple(tensor.shape)}"
                         )
-        hs, cs, ms = self._advance(
-            cells,
-            x_t,
-            None if states is None else [s[0] for s in states],
-            None if states is None else [s[1] for s in states],
-            None if states is None else states[-1][2],
-        )
-        return hs[-1], [SpatioTemporalLSTMState(*s) for s in zip(hs, cs, ms)]
+        return cells
 
     def forward(
         self,
