@@ -114,6 +114,7 @@ def test_sequence_layers_reject_bad_inputs_clearly(
 SMALL: dict[str, dict[str, object]] = {
     "convlstm": dict(num_hidden=(4,), patch_size=2, input_length=2, total_length=4, filter_size=3),
     "predrnn": dict(num_hidden=(4,), patch_size=2, input_length=2, total_length=4, filter_size=3),
+    "predrnn_v2": dict(num_hidden=(4,), patch_size=2, input_length=2, total_length=4, filter_size=3),
     "e3d_lstm": dict(num_hidden=(4,), patch_size=2, input_length=2, total_length=4, filter_size=3),
     "e3d_lstm_classifier": dict(num_classes=3, num_hidden=(4,), patch_size=2, filter_size=3),
     "cnn_lstm": dict(num_classes=3, encoder="small_cnn", hidden_size=8),
@@ -125,7 +126,7 @@ SMALL: dict[str, dict[str, object]] = {
     "mv_lstm": dict(num_classes=3, num_views=2, hidden_size=8),
     "single_view": dict(num_classes=3, num_views=2, hidden_size=8),
 }
-PREDICTORS = ("convlstm", "predrnn", "e3d_lstm")
+PREDICTORS = ("convlstm", "predrnn", "predrnn_v2", "e3d_lstm")
 
 
 # models that take more than clips: fuzzed on their own below

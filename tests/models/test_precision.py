@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_models import _build, _call
+from test_models import _auxiliary_loss, _build, _call
 
 from lstmvision.models import list_models
 
@@ -25,12 +25,12 @@ def _loss(y: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("name", list_models())
 def test_a_bf16_autocast_training_step_is_finite_and_reaches_every_parameter(name: str) -> None:
     model, x = _build(name)
-    _loss(_call(model, x)).backward()
+    (_loss(_call(model, x)) + _auxiliary_loss(model)).backward()
     trained = {n for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = _call(model, x)
-    loss = _loss(y)
+    loss = _loss(y) + _auxiliary_loss(model)
     loss.backward()
     assert torch.isfinite(loss), f"{name}: loss {loss.item()} under bf16 autocast"
     missing = sorted(n for n, p in model.named_parameters() if n in trained and p.grad is None)

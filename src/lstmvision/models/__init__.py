@@ -10,7 +10,7 @@ from lstmvision.models.multiview import (
     SingleViewClassifier,
 )
 from lstmvision.models.predictor import ConvLSTMPredictor, RecurrentPredictor
-from lstmvision.models.predrnn import PredRNNPredictor
+from lstmvision.models.predrnn import PredRNNPredictor, PredRNNv2
 from lstmvision.models.pretrained import instantiate_model, load_pretrained, save_pretrained
 from lstmvision.models.registry import create_model, get_model_factory, list_models, register_model
 from lstmvision.models.video_classifier import CNNLSTM, CNNConvLSTM, SingleFrameClassifier
@@ -28,6 +28,7 @@ __all__ = [
     "MPLSTMClassifier",
     "MVLSTMClassifier",
     "PredRNNPredictor",
+    "PredRNNv2",
     "RecurrentPredictor",
     "SingleFrameClassifier",
     "SingleViewClassifier",
