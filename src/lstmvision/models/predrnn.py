@@ -95,7 +95,7 @@ class PredRNNv2(PredRNNPredictor):
         reads every layer's increments (the release's adapter has ``num_hidden[0]`` channels).
 
     Shape:
-        as :class:`PredRNNPredictor`; :attr:`decoupling_loss` is a float32 scalar.
+        as :class:`PredRNNPredictor`; :attr:`decoupling_loss` is a scalar in at least float32.
 
     Differences from the reference implementation (``core/models/predrnn_v2.py``): the loss is the
     model's attribute rather than part of a returned training loss; a vector of zeros normalises to
@@ -161,9 +161,13 @@ class PredRNNv2(PredRNNPredictor):
         return self.head(h), states
 
     def decoupling_term(self, delta_c: Tensor, delta_m: Tensor) -> Tensor:
-        """Mean over clips and channels of ``|cos(adapter(Δc), adapter(Δm))|`` over space, in float32."""
+        """Mean over clips and channels of ``|cos(adapter(Δc), adapter(Δm))|`` over space, in at least
+        float32 (bf16/fp16 are widened, float64 stays)."""
         B, Hc = delta_c.shape[:2]
-        # (B, Hc, H, W) -> (B, Hc, H*W): one vector per clip and channel, normalised over space
-        a = F.normalize(self.adapter(delta_c.to(self.adapter.weight.dtype)).float().reshape(B, Hc, -1), dim=2)
-        b = F.normalize(self.adapter(delta_m.to(self.adapter.weight.dtype)).float().reshape(B, Hc, -1), dim=2)
+        dtype = self.adapter.weight.dtype
+        both = self.adapter(torch.cat([delta_c, delta_m]).to(dtype))  # (2B, Hc, H, W): one call for both
+        if both.dtype in (torch.bfloat16, torch.float16):
+            both = both.float()
+        # (2B, Hc, H, W) -> (2B, Hc, H*W): one vector per clip and channel, normalised over space
+        a, b = F.normalize(both.reshape(2 * B, Hc, -1), dim=2).chunk(2)
         return (a * b).sum(dim=2).abs().mean()
