@@ -10,7 +10,10 @@
   the run's length get it from the trainer, and ReduceLROnPlateau watches the task's monitor
   (docs/optimisers.md);
 - the non-finite-loss policy, ``torch.compile`` on request, the run folder and the default checkpoints
-  (``last.ckpt`` and the best by the task's monitor).
+  (``last.ckpt`` and the best by the task's monitor);
+- on request (``ema_decay``), an exponential moving average of the weights, updated after every
+  optimiser step, evaluated by validation, test and predict and kept in the checkpoints
+  (:mod:`lstmvision.tasks.averaging`).
 
 It also keeps the table of the arguments the tasks no longer take and where each one went, so that an
 old config is told where to put a key instead of only that the key is unknown.
@@ -31,6 +34,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from lstmvision.tasks.averaging import CHECKPOINT_KEY, AverageGuard, WeightAverage, check_decay
 from lstmvision.tasks.outputs import default_checkpoints, run_dir
 from lstmvision.tasks.reliability import NonFinitePolicy, finite_loss
 
@@ -151,6 +155,10 @@ class Task(L.LightningModule):
             or ``"skip"``s the batch (no optimiser step) with a warning, counted in ``skipped_batches``.
         compile: compile the network with ``torch.compile`` once, when the trainer sets the task up
             (:meth:`compile_network_once` says how; docs/precision.md).
+        ema_decay: keep an exponential moving average of the trainable weights with this constant decay
+            in (0, 1) (the E3D-LSTM release's 0.9995), updated after every optimiser step; validation,
+            test and predict use the average, checkpoints keep it and a resumed run continues it
+            (:class:`~lstmvision.tasks.averaging.WeightAverage`, docs/optimisers.md). None: no average.
         plain_hyperparameters: a subclass's own arguments that are objects (a schedule), to be saved
             as ``class_path``/``init_args``.
     """
@@ -167,10 +175,12 @@ class Task(L.LightningModule):
         lr_scheduler_interval: Interval = "auto",
         on_nonfinite_loss: NonFinitePolicy = "raise",
         compile: bool = False,
+        ema_decay: float | None = None,
         plain_hyperparameters: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         name = type(self).__name__
+        ema_decay = check_decay(ema_decay)
         if not isinstance(model, nn.Module):
             raise ValueError(f"{name} needs the network as an nn.Module, got {type(model).__name__}")
         for key, value in (("optimizer", optimizer), ("lr_scheduler", lr_scheduler)):
@@ -204,6 +214,9 @@ class Task(L.LightningModule):
         # not `self.compile`: that is nn.Module's compile() method
         self.compile_network = compile
         self._compiled = False
+        self.ema_decay = ema_decay
+        # created after the network is a submodule, so that the averaged names are the task's own
+        self.weight_average = None if ema_decay is None else WeightAverage(self, ema_decay)
 
     def _save_plain_hyperparameters(self, objects: Mapping[str, Any]) -> None:
         # the subclass's arguments (Lightning collects them from every __init__ up the class hierarchy,
@@ -231,6 +244,63 @@ class Task(L.LightningModule):
         if self.compile_network and not self._compiled:
             self.compile_network_once()
             self._compiled = True
+
+    # ----------------------------------------------------------------------------------- weight average
+    def on_fit_start(self) -> None:
+        if self.weight_average is not None:
+            self.weight_average.start()  # from the weights the run starts with, unless resumed
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        skipped = self.skipped_batches
+        super().optimizer_step(*args, **kwargs)
+        # a batch skipped for a non-finite loss took no step: the average must not move either
+        if self.weight_average is not None and self.skipped_batches == skipped:
+            self.weight_average.update()
+
+    def _use_average(self) -> None:
+        if self.weight_average is not None:
+            self.weight_average.swap_in()
+
+    def _use_training_weights(self) -> None:
+        if self.weight_average is not None:
+            self.weight_average.swap_out()
+
+    def on_validation_start(self) -> None:
+        self._use_average()
+
+    def on_validation_end(self) -> None:
+        self._use_training_weights()
+
+    def on_test_start(self) -> None:
+        self._use_average()
+
+    def on_test_end(self) -> None:
+        self._use_training_weights()
+
+    def on_predict_start(self) -> None:
+        self._use_average()
+
+    def on_predict_end(self) -> None:
+        self._use_training_weights()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        average = self.weight_average
+        if average is None:
+            return
+        checkpoint[CHECKPOINT_KEY] = average.state_dict()
+        # a checkpoint saved at the end of validation (ModelCheckpoint runs before this task's
+        # on_validation_end) must hold the training weights, not the average that is swapped in
+        kept = average.training_weights()
+        if kept is not None:
+            state = checkpoint.get("state_dict", {})
+            for key, tensor in kept.items():
+                if key in state:
+                    state[key] = tensor.detach().clone()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(CHECKPOINT_KEY)
+        if self.weight_average is not None and isinstance(saved, Mapping):
+            self.weight_average.load_state_dict(saved)
 
     # ---------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
@@ -298,4 +368,7 @@ class Task(L.LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         # last.ckpt and the best checkpoint by the task's monitor, unless the user configured one
-        return default_checkpoints(self.trainer, self.monitor, self.monitor_mode)
+        callbacks = default_checkpoints(self.trainer, self.monitor, self.monitor_mode)
+        if self.weight_average is not None:
+            callbacks.append(AverageGuard(self.weight_average))
+        return callbacks

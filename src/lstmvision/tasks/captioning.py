@@ -130,6 +130,9 @@ class CaptioningTask(Task):
         val_beam_size: decoding during validation (1: greedy).
         attention_maps: how many test videos get an attention-map picture.
         on_nonfinite_loss: a NaN/inf training loss ``"raise"``s or ``"skip"``s the batch.
+        ema_decay: evaluate (validate, test, predict) an exponential moving average of the weights
+            with this constant decay in (0, 1), updated after every optimiser step and kept in the
+            checkpoints (docs/optimisers.md, "Weight average"); None (default): no average.
     """
 
     monitor = MONITOR
@@ -153,6 +156,7 @@ class CaptioningTask(Task):
         val_beam_size: int = 1,
         attention_maps: int = 4,
         on_nonfinite_loss: NonFinitePolicy = "raise",
+        ema_decay: float | None = None,
     ) -> None:
         for name in ("vocab_size", "pad_id", "bos_id", "eos_id"):
             if not isinstance(getattr(model, name, None), int):
@@ -184,6 +188,7 @@ class CaptioningTask(Task):
             lr_scheduler=lr_scheduler,
             lr_scheduler_interval=lr_scheduler_interval,
             on_nonfinite_loss=on_nonfinite_loss,
+            ema_decay=ema_decay,
         )
         self.label_smoothing, self.max_grad_norm = label_smoothing, max_grad_norm
         self.teacher_forcing, self.teacher_forcing_final = teacher_forcing, teacher_forcing_final
@@ -234,6 +239,7 @@ class CaptioningTask(Task):
             )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # the weight average, if any
         if self.vocabulary is not None:
             checkpoint[CHECKPOINT_KEY] = {
                 "vocabulary": self.vocabulary.to_dict(),
@@ -242,6 +248,7 @@ class CaptioningTask(Task):
             }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         saved = checkpoint.get(CHECKPOINT_KEY)
         if saved is None:
             return

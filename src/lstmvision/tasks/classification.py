@@ -161,6 +161,9 @@ class VideoClassificationTask(Task):
             do not change) once, when the trainer sets the task up (docs/precision.md). The first steps
             then wait for the compiler (36-136 s on this CPU), which only pays off in long runs; each new
             clip length (every observed fraction, the last short batch) compiles once more.
+        ema_decay: evaluate (validate, test, predict) an exponential moving average of the weights
+            with this constant decay in (0, 1), updated after every optimiser step and kept in the
+            checkpoints (docs/optimisers.md, "Weight average"); None (default): no average.
     """
 
     monitor = "val/acc"
@@ -181,6 +184,7 @@ class VideoClassificationTask(Task):
         train_observed_fractions: Sequence[float] | None = None,
         on_nonfinite_loss: NonFinitePolicy = "raise",
         compile: bool = False,
+        ema_decay: float | None = None,
     ) -> None:
         num_classes = _resolve_num_classes(model, num_classes)
         if not 0.0 <= label_smoothing < 1.0:
@@ -216,6 +220,7 @@ class VideoClassificationTask(Task):
             lr_scheduler_interval=lr_scheduler_interval,
             on_nonfinite_loss=on_nonfinite_loss,
             compile=compile,
+            ema_decay=ema_decay,
         )
         self.num_classes = num_classes
         self.class_names = names
