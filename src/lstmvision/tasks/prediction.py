@@ -96,7 +96,12 @@ class VideoPredictionTask(Task):
             :class:`~lstmvision.tasks.schedules.ScheduledSampling` (the default, with the releases'
             values), PredRNN-v2's :class:`~lstmvision.tasks.schedules.ReverseScheduledSampling`, or
             None: future steps always read the model's own predictions, as at test time.
-        l1_weight: weight of the added L1 term (0 = plain MSE).
+        l1_weight: weight of the added L1 term (0 = plain MSE). The E3D-LSTM release's loss,
+            ``l2_loss(p - g) + sum|p - g|``, is this loss with ``l1_weight: 2.0`` times N/2, N the number
+            of predicted values in the batch (docs/e3d_lstm.md).
+        decouple_beta: weight of PredRNN-v2's memory-decoupling loss (the release's ``--decouple_beta``,
+            0.1 there), added to the frame loss; it needs a network that computes it
+            (:class:`~lstmvision.models.PredRNNv2`, docs/predrnn.md). 0: not added.
         reverse_input: also train on every clip played backwards (the releases' ``--reverse_input``);
             the loss is the mean of the forward and backward losses.
         gif_samples: test clips shown in ``predictions.gif``.
@@ -109,6 +114,10 @@ class VideoPredictionTask(Task):
         compile: compile the network's time step with ``torch.compile`` once, when the trainer sets
             the task up (docs/precision.md): the first steps then wait 36-136 s on this CPU, which only
             pays off in long runs; one compiled step serves every time step and forecast horizon.
+        ema_decay: evaluate (validate, test, predict) an exponential moving average of the weights
+            with this constant decay in (0, 1) (the E3D-LSTM release's 0.9995), updated after every
+            optimiser step and kept in the checkpoints (docs/optimisers.md, "Weight average"); None
+            (default): no average.
     """
 
     monitor = "val/mse"
@@ -123,12 +132,14 @@ class VideoPredictionTask(Task):
         lr_scheduler_interval: Interval = "auto",
         sampling: SamplingSchedule | None = ScheduledSampling(),  # noqa: B008 - immutable, shown in --help
         l1_weight: float = 0.0,
+        decouple_beta: float = 0.0,
         reverse_input: bool = False,
         gif_samples: int = 4,
         save_frames: int = 0,
         predict_future: int | None = None,
         on_nonfinite_loss: NonFinitePolicy = "raise",
         compile: bool = False,
+        ema_decay: float | None = None,
     ) -> None:
         for attr in ("input_length", "total_length"):
             if not hasattr(model, attr):
@@ -142,11 +153,18 @@ class VideoPredictionTask(Task):
             )
         for key, value in (
             ("l1_weight", l1_weight),
+            ("decouple_beta", decouple_beta),
             ("gif_samples", gif_samples),
             ("save_frames", save_frames),
         ):
             if value < 0:
                 raise ValueError(f"{key} must be >= 0, got {value}")
+        if decouple_beta > 0 and not hasattr(model, "decoupling_loss"):
+            raise ValueError(
+                f"decouple_beta={decouple_beta} needs a network that computes PredRNN-v2's memory-decoupling "
+                f"loss (lstmvision.models.PredRNNv2, registered as 'predrnn_v2'); {type(model).__name__} "
+                "does not: use decouple_beta: 0.0 or that network"
+            )
         if predict_future is not None and predict_future < 1:
             raise ValueError(f"predict_future must be >= 1, got {predict_future}")
         super().__init__(
@@ -156,10 +174,12 @@ class VideoPredictionTask(Task):
             lr_scheduler_interval=lr_scheduler_interval,
             on_nonfinite_loss=on_nonfinite_loss,
             compile=compile,
+            ema_decay=ema_decay,
             plain_hyperparameters={"sampling": sampling},
         )
         self.sampling = sampling
         self.l1_weight = l1_weight
+        self.decouple_beta = decouple_beta
         self.reverse_input = reverse_input
         self.gif_samples = gif_samples
         self.save_frames = save_frames
@@ -205,9 +225,12 @@ class VideoPredictionTask(Task):
             frames = torch.cat([frames, frames.flip(1)])
         # (B, T-1, C, H, W): the predictions of frames 1..T-1
         pred = self.predictor(frames, sampling_prob=eta, input_sampling_prob=r_eta)
-        target = frames[:, 1:]
-        mse = _mse_loss(pred, target)
-        loss = mse + self.l1_weight * _l1_loss(pred, target) if self.l1_weight else mse
+        loss = self.frame_loss(pred, frames[:, 1:])
+        if self.decouple_beta:
+            # the network computed it in the forward above (PredRNN-v2), in float32
+            decoupling: Tensor = getattr(self.model, "decoupling_loss")  # noqa: B009
+            loss = loss + self.decouple_beta * decoupling.float()
+            self.log("train/decoupling_loss", decoupling.detach().float())
         if not self.finite(loss):
             return None  # skipped: no backward pass, no optimiser step
         self.log("train/loss", loss, prog_bar=True)
@@ -215,6 +238,11 @@ class VideoPredictionTask(Task):
         if r_eta < 1.0:
             self.log("train/input_sampling_prob", r_eta)
         return loss
+
+    def frame_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``mean((pred - target)^2) + l1_weight * mean|pred - target|`` over every value, in float32."""
+        mse = _mse_loss(pred, target)
+        return mse + self.l1_weight * _l1_loss(pred, target) if self.l1_weight else mse
 
     def sampling_probabilities(self, iteration: int) -> tuple[float, float]:
         """``(sampling_prob, input_sampling_prob)`` of the ``sampling`` schedule at a training iteration:
