@@ -11,6 +11,9 @@ the predictors hold only their architecture. Two schedules, as the releases defi
   true frame with a probability rising from 0.5 to 1 and future steps with one falling from 0.5 to 0,
   both between ``step_1`` and ``step_2``.
 
+Iterations count from 0 (Lightning's ``global_step``); the releases count from 1, so every schedule
+here runs one iteration behind theirs (docs/predictor.md).
+
 In YAML they are the prediction task's ``sampling`` argument (docs/predictor.md)::
 
     sampling:
