@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,3 +24,42 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Names another branch of issue 18 adds (the PredRNN-v2 model and two task options). The OpenSTL configs
+# use them already; until they are merged, a test of such a config skips, naming what is missing.
+_PENDING_MODELS = ("PredRNNv2",)
+_PENDING_TASK_OPTIONS = ("decouple_beta", "ema_decay")
+
+
+@pytest.fixture
+def skip_pending_names() -> Callable[[Path], None]:
+    """``check(config)``: skip the test when ``config`` uses a pending name that does not exist yet."""
+    import inspect
+
+    import yaml
+
+    import lstmvision.models
+    from lstmvision.tasks import VideoPredictionTask
+
+    task_options = inspect.signature(VideoPredictionTask.__init__).parameters
+
+    def check(config: Path) -> None:
+        task = (yaml.safe_load(config.read_text()).get("model") or {}).get("init_args") or {}
+        model_class = str((task.get("model") or {}).get("class_path", ""))
+        missing = [
+            model_class
+            for name in _PENDING_MODELS
+            if model_class == f"lstmvision.models.{name}" and not hasattr(lstmvision.models, name)
+        ]
+        missing += [
+            f"VideoPredictionTask({key}=...)"
+            for key in _PENDING_TASK_OPTIONS
+            if key in task and key not in task_options
+        ]
+        if missing:
+            pytest.skip(
+                f"{config.parent.name}/{config.name} uses {', '.join(missing)}, not in this branch yet (issue 18)"
+            )
+
+    return check

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from PIL import Image
 from video_files import write_video
 
 from lstmvision.cli import main
-from lstmvision.commands.configs import find_config, list_configs
+from lstmvision.commands.configs import config_root, find_config, list_configs
 from lstmvision.commands.demo import demo_config
 from lstmvision.commands.demo import main as run_demo
 from lstmvision.commands.lightning import LstmVisionCLI
@@ -170,8 +172,28 @@ def _tiny_lightfield(root: Path) -> Path:
     return root
 
 
+def _tiny_moving_mnist(root: Path) -> Path:
+    """The two files OpenSTL's Moving MNIST reads, tiny: mnist_test_seq.npy (20 frames x 4 clips of
+    64x64) and gzipped MNIST training images with their labels (10 digits)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    np.save(root / "mnist_test_seq.npy", rng.integers(0, 256, (20, 4, 64, 64), dtype=np.uint8))
+    for name, magic, array in (
+        ("train-images-idx3-ubyte.gz", 2051, rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)),
+        ("train-labels-idx1-ubyte.gz", 2049, np.arange(10, dtype=np.uint8)),
+    ):
+        dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        (root / name).write_bytes(gzip.compress(magic.to_bytes(4, "big") + dims + array.tobytes()))
+    return root
+
+
 def _data_overrides(config: Path, tmp_path: Path) -> list[str]:
     """Real files for the configs that read a public data set: a tiny one in its layout."""
+    if config.parent.name == "mmnist":  # openstl/mmnist: OpenSTL's files under data/moving_mnist
+        root = _tiny_moving_mnist(tmp_path / "moving_mnist")
+        return ["--data.init_args.mnist_path", str(root), "--data.init_args.train_size", "4",
+                "--data.init_args.val_path", str(root / "mnist_test_seq.npy"),
+                "--data.init_args.test_path", str(root / "mnist_test_seq.npy")]  # fmt: skip
     if config.parent.name == "ucf101":
         videos, lists = _tiny_ucf101(tmp_path / "ucf101")
         return ["--data.init_args.root", str(videos), "--data.init_args.splits_dir", str(lists),
@@ -202,8 +224,11 @@ def _data_overrides(config: Path, tmp_path: Path) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_shipped_config_fits(config: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(config_root()).as_posix())
+def test_every_shipped_config_fits(
+    config: Path, tmp_path: Path, skip_pending_names: Callable[[Path], None]
+) -> None:
+    skip_pending_names(config)
     cli = LstmVisionCLI(args=["fit", "--config", str(config), "--runs_dir", str(tmp_path),
                               "--trainer.fast_dev_run", "1", "--data.init_args.batch_size", "2",
                               "--data.init_args.num_workers", "0", *_data_overrides(config, tmp_path)])  # fmt: skip

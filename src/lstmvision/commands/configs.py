@@ -179,11 +179,14 @@ def _as_name(value: str) -> str:
 def _did_you_mean(name: str, names: dict[str, Path]) -> str:
     """`` (did you mean a or b?)`` with the names closest to ``name``, or nothing when none is close."""
 
+    depth = name.count("/") + 1
+
     def likeness(candidate: str) -> float:
-        # by the whole name, or by the last part: `convlstm` finds `moving_mnist/convlstm`
+        # by the whole name, or by as many trailing parts as the name has: `convlstm` finds
+        # `moving_mnist/convlstm`, and `moving_mnist/convlsm` finds it alone, not `openstl/kth/convlstm`
         whole = difflib.SequenceMatcher(None, name, candidate).ratio()
-        last = difflib.SequenceMatcher(None, name.rsplit("/", 1)[-1], candidate.rsplit("/", 1)[-1]).ratio()
-        return max(whole, last)
+        tail = "/".join(candidate.split("/")[-depth:])
+        return max(whole, difflib.SequenceMatcher(None, name, tail).ratio())
 
     scored = sorted(((likeness(candidate), candidate) for candidate in names), key=lambda s: (-s[0], s[1]))
     # the best few, and only those about as close as the best: a clear typo gets one answer
