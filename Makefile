@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # a CPU-only torch wheel; a plain `pip install torch` would pull several GB of CUDA packages
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench install install-test clean
+.PHONY: demo test lint bench install install-test clean zoo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,16 @@ demo: $(VENV)/.installed
 	$(BIN)/lstmvision demo
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts tools
+	$(BIN)/ruff format --check src tests benchmarks scripts tools
 	$(BIN)/mypy src
 
 test: lint
 	KERAS_BACKEND=torch $(BIN)/python -m pytest tests
+
+# train a model zoo entry into src/lstmvision/zoo (docs/zoo.md): make zoo ENTRY=convlstm_demo
+zoo: $(VENV)/.installed
+	$(BIN)/python tools/train_zoo.py $(if $(ENTRY),$(ENTRY),--all)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/precision.py

@@ -31,6 +31,7 @@ from lstmvision.models import (
     load_pretrained,
     save_pretrained,
 )
+from lstmvision.models.pretrained import sha256_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -388,6 +389,10 @@ def test_load_pretrained_malformed_files(exported: Path, tmp_path: Path) -> None
         load_pretrained(exported)
     (exported / "model.json").write_text(original)
     (exported / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00garbage")
+    # the digest model.json records is checked first (docs/zoo.md); without one, the weights fail to load
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*model\.safetensors: expected sha256"):
+        load_pretrained(exported)
+    _rewrite(exported, lambda d: d.pop("sha256"))
     with pytest.raises(ValueError, match=r"cannot load .*model\.safetensors"):
         load_pretrained(exported)
 
@@ -517,6 +522,11 @@ def test_check_safe_passes_a_real_checkpoint_and_names_a_missing_one(
 def test_load_pretrained_never_unpickles(exported: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     _craft("bare", exported / "model.safetensors", marker)
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*model\.safetensors"):
+        load_pretrained(exported)
+    # with its digest recorded, the crafted file passes the checksum and safetensors still refuses it
+    digest = sha256_of(exported / "model.safetensors")
+    _rewrite(exported, lambda d: d.update(sha256=digest))
     with pytest.raises(ValueError, match=r"cannot load .*model\.safetensors"):
         load_pretrained(exported)
     assert not marker.exists()

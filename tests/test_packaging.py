@@ -34,6 +34,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of the working tree, built offline from a copy (setuptools leaves build/ beside the source)."""
     source = tmp_path_factory.mktemp("source")
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # a zoo entry folder as tools/train_zoo.py writes one, so that the package-data patterns are checked
+    # even while the shipped zoo has no entries
+    probe = source / "src" / "lstmvision" / "zoo" / "packaging_probe"
+    probe.mkdir()
+    (probe / "model.safetensors").write_bytes(b"not read")
+    (probe / "model.json").write_text("{}")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
@@ -49,6 +55,16 @@ def test_the_wheel_holds_every_config(wheel: Path) -> None:
     missing = [name for name in list_configs() if f"lstmvision/configs/{name}.yaml" not in names]
     assert not missing, f"configs left out of the wheel: {missing}"
     assert {"lstmvision/py.typed", "lstmvision/commands/configs.py"} <= names
+
+
+def test_the_wheel_holds_the_model_zoo(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    zoo = ROOT / "src" / "lstmvision" / "zoo"
+    shipped = [f"lstmvision/zoo/{p.relative_to(zoo).as_posix()}" for p in zoo.rglob("*") if p.is_file()]
+    probe = [f"lstmvision/zoo/packaging_probe/{name}" for name in ("model.safetensors", "model.json")]
+    assert "lstmvision/zoo/index.json" in shipped
+    missing = [name for name in [*shipped, *probe] if name not in names]
+    assert not missing, f"model zoo files left out of the wheel: {missing}"
 
 
 def test_the_installed_wheel_alone_fits_a_config_by_name_from_an_empty_folder(

@@ -13,6 +13,7 @@ checkpoints carried one). See docs/runs.md.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,8 @@ from torch import nn
 
 from lstmvision._io import safe_load
 from lstmvision.models.predictor import drop_moved_arguments
-from lstmvision.models.pretrained import instantiate_model
+from lstmvision.models.pretrained import instantiate_model, load_pretrained, read_model_json
+from lstmvision.models.zoo import resolve_pretrained
 
 __all__ = [
     "RECORD_KEY",
@@ -35,7 +37,9 @@ __all__ = [
     "NetworkMismatchError",
     "RecordNetwork",
     "check_network",
+    "check_pretrained_network",
     "load_network",
+    "load_pretrained_network",
     "network_differences",
     "network_record",
 ]
@@ -91,28 +95,29 @@ def network_record(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"class_path": network["class_path"], "init_args": init_args}
 
 
-def network_differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
+def network_differences(saved: Any, given: Any, prefix: str = "", *, label: str = "checkpoint") -> list[str]:
     """Every dotted key at which two network specifications differ, with both values.
 
     A key present on one side only counts as a difference. Sequences compare as lists, so a tuple
-    and a list of the same values are equal (YAML and jsonargparse give either)."""
+    and a list of the same values are equal (YAML and jsonargparse give either). ``label`` names the
+    saved side in the lines (``"checkpoint"``, ``"weights"``)."""
     if isinstance(saved, Mapping) and isinstance(given, Mapping):
         found = []
         for key in sorted(set(saved) | set(given), key=str):
             where = f"{prefix}.{key}" if prefix else str(key)
             if key not in saved:
-                found.append(f"{where}: not in the checkpoint, config {given[key]!r}")
+                found.append(f"{where}: not in the {label}, config {given[key]!r}")
             elif key not in given:
-                found.append(f"{where}: checkpoint {saved[key]!r}, not in the config")
+                found.append(f"{where}: {label} {saved[key]!r}, not in the config")
             else:
-                found.extend(network_differences(saved[key], given[key], where))
+                found.extend(network_differences(saved[key], given[key], where, label=label))
         return found
     if isinstance(saved, (list, tuple)) and isinstance(given, (list, tuple)):
         if len(saved) == len(given) and not any(network_differences(a, b) for a, b in zip(saved, given)):
             return []
     elif saved == given and (type(saved) is type(given) or _numbers(saved, given)):
         return []
-    return [f"{prefix or 'network'}: checkpoint {saved!r}, config {given!r}"]
+    return [f"{prefix or 'network'}: {label} {saved!r}, config {given!r}"]
 
 
 def _numbers(a: Any, b: Any) -> bool:
@@ -133,15 +138,72 @@ def check_network(checkpoint: Mapping[str, Any], given: Mapping[str, Any], *, so
     saved = network_record(checkpoint)
     if saved is None:
         return
+    _refuse_differences(
+        saved,
+        given,
+        f"checkpoint {source}",
+        "checkpoint",
+        "Use the run's own config.yaml (beside checkpoints/) or drop the differing keys",
+    )
+
+
+def check_pretrained_network(
+    spec: Mapping[str, Any], given: Mapping[str, Any], *, source: str, config_hint: str | None = None
+) -> None:
+    """Refuse a configured network that differs from the one pretrained weights were trained as.
+
+    Args:
+        spec: the ``{"class_path", "init_args"}`` the weights record (their ``model.json``).
+        given: the configuration's network.
+        source: what the weights are, for the message (``"zoo entry 'convlstm_demo'"``).
+        config_hint: the config to use instead, when one is known (the zoo entry's).
+
+    Raises:
+        NetworkMismatchError: naming each differing key with the weights' and the config's value.
+    """
+    init_args: dict[str, Any] = dict(spec.get("init_args") or {})
+    saved = {"class_path": spec.get("class_path"), "init_args": drop_moved_arguments(init_args, source)}
+    advice = f"Use --config {config_hint}" if config_hint else "Use the config the weights were trained with"
+    # save_pretrained writes a class's own module path, a config its public one: the same class
+    _refuse_differences(
+        _canonical(saved), _canonical(given), source, "weights", f"{advice} or drop the differing keys"
+    )
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with each lstmvision/torch.nn class path written as the class's own module path."""
+    if isinstance(value, Mapping):
+        out = {key: _canonical(item) for key, item in value.items()}
+        if isinstance(out.get("class_path"), str):
+            out["class_path"] = _class_name(out["class_path"])
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def _class_name(path: str) -> str:
+    if not path.startswith(("lstmvision.", "torch.nn.")):
+        return path  # nothing else is imported to compare
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return path
+    return f"{found.__module__}.{found.__qualname__}" if isinstance(found, type) else path
+
+
+def _refuse_differences(
+    saved: Mapping[str, Any], given: Mapping[str, Any], what: str, label: str, advice: str
+) -> None:
     given = {"class_path": given.get("class_path"), "init_args": dict(given.get("init_args") or {})}
-    differences = network_differences(saved, given, "model.init_args.model")
+    differences = network_differences(saved, given, "model.init_args.model", label=label)
     if differences:
         shown = "; ".join(differences[:6]) + (
             f"; and {len(differences) - 6} more" if len(differences) > 6 else ""
         )
         raise NetworkMismatchError(
-            f"checkpoint {source} holds a different network than the config gives: {shown}. "
-            "Use the run's own config.yaml (beside checkpoints/) or drop the differing keys"
+            f"{what} holds a different network than the config gives: {shown}. {advice}"
         )
 
 
@@ -238,3 +300,28 @@ def load_network(
             f"checkpoint {ckpt} does not fit the {spec['class_path']} of {source}: {error}"
         ) from error
     return LoadedNetwork(model, dict(saved), spec, config_file, task_class)
+
+
+def load_pretrained_network(
+    value: str | os.PathLike[str], *, trusted_prefixes: Sequence[str] = ()
+) -> LoadedNetwork:
+    """The network of ``--pretrained NAME_OR_FOLDER`` (a model zoo entry, or an exported folder of one's
+    own: :func:`lstmvision.models.zoo.resolve_pretrained`), digests checked, as a :class:`LoadedNetwork`
+    whose ``checkpoint`` holds what ``model.json`` records of the training data (``data``,
+    ``class_names``) in the places a checkpoint keeps them, for ``forecast`` and ``classify``."""
+    found = resolve_pretrained(str(value))
+    label = f"zoo entry {found.entry.name!r}" if found.entry is not None else f"exported folder {value}"
+    model = load_pretrained(found.folder, trusted_prefixes=trusted_prefixes, source=label)
+    document = read_model_json(found.folder)
+    spec = {"class_path": document["class_path"], "init_args": dict(document.get("init_args") or {})}
+    task = document.get("task_class")
+    saved: dict[str, Any] = {RECORD_KEY: {"network": spec, "task": task}}
+    data = document.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("class_path"), str):
+        saved["datamodule_hyper_parameters"] = {
+            "_class_path": data["class_path"],
+            **(data.get("init_args") or {}),
+        }
+    if isinstance(document.get("class_names"), list):
+        saved["class_names"] = document["class_names"]
+    return LoadedNetwork(model, saved, spec, None, task if isinstance(task, str) else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -146,7 +148,9 @@ def test_list_models_filters_with_shell_wildcards_as_timm() -> None:
         list_models(3)  # type: ignore[arg-type]
 
 
-def test_pretrained_false_is_the_default_and_true_says_no_weights_ship_yet() -> None:
+def test_pretrained_false_is_the_default_and_true_names_the_zoo_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kwargs, _ = SMALL["convlstm"]
     torch.manual_seed(0)
     default = create_model("convlstm", **kwargs)
@@ -155,13 +159,20 @@ def test_pretrained_false_is_the_default_and_true_says_no_weights_ship_yet() -> 
     assert all(
         torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values())
     )
+    # an empty zoo (tests/models/test_zoo.py tests a filled one)
+    (tmp_path / "index.json").write_text('{"format": 1, "entries": {}}')
+    monkeypatch.setenv("LSTMVISION_ZOO", str(tmp_path))
     with pytest.raises(
         ValueError,
-        match=r"no pretrained weights are available for model 'convlstm' \(models with pretrained "
-        r"weights: none yet\); use pretrained=False, or load .*load_pretrained",
+        match=r"no pretrained weights are available for model 'convlstm' \(model zoo entries: none yet\); "
+        r"use pretrained=False, or give an exported folder of your own: pretrained='path/to/folder'",
     ):
         create_model("convlstm", pretrained=True, **kwargs)
-    with pytest.raises(ValueError, match="unknown model 'nope'"):  # the name is checked first
+    with pytest.raises(
+        ValueError, match=r"unknown model 'nope'; known models: .*; model zoo entries: none yet"
+    ):
         create_model("nope", pretrained=True)
-    with pytest.raises(ValueError, match="pretrained must be True or False, got 'yes'"):
-        create_model("convlstm", pretrained="yes")  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match="pretrained must be True, False or the path of an exported folder, got 3"
+    ):
+        create_model("convlstm", pretrained=3)  # type: ignore[arg-type]

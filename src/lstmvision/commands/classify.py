@@ -24,10 +24,11 @@ import lightning as L
 import torch
 from torch import nn
 
-from lstmvision.checkpoints import LoadedNetwork, load_network
+from lstmvision.checkpoints import LoadedNetwork
 from lstmvision.commands.forecast import (
     collect_videos,
     frame_size,
+    load_weights,
     network_channels,
     reported_errors,
     saved_data_args,
@@ -210,9 +211,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO|FOLDER",
                         help="video files, frame folders, or folders of videos")  # fmt: skip
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by `lstmvision fit`")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", default=None, help="a .ckpt written by `lstmvision fit`")
+    weights.add_argument(
+        "--pretrained", default=None, metavar="NAME_OR_FOLDER",
+        help="a model zoo entry (docs/zoo.md) or an exported folder (a path: ./NAME for one here)",
+    )  # fmt: skip
     parser.add_argument(
-        "--config", default=None, help="the run's YAML (default: what the checkpoint or its run records)"
+        "--config",
+        default=None,
+        help="with --checkpoint: the run's YAML (default: what the checkpoint or its run records)",
     )
     parser.add_argument(
         "--out", default="classifications.csv", help="CSV to write (default: ./classifications.csv)"
@@ -244,8 +252,8 @@ def main(argv: list[str] | None = None) -> Path:
             if value is not None and value < 1:
                 raise ValueError(f"--{key} must be >= 1, got {value}")
         videos = collect_videos(args.videos)  # before the checkpoint: a typo in a path fails at once
-        loaded = load_network(args.checkpoint, config=args.config)
-        num_classes = _check_classifier(loaded, args.checkpoint)
+        loaded = load_weights(args.checkpoint, args.pretrained, args.config)
+        num_classes = _check_classifier(loaded, args.checkpoint or args.pretrained)
         top_k = min(5, num_classes) if args.top_k is None else args.top_k
         if top_k > num_classes:
             raise ValueError(f"--top_k must be at most the {num_classes} classes of the model, got {top_k}")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import Any
 
 from lstmvision.checkpoints import load_network
 from lstmvision.models.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
@@ -29,6 +30,39 @@ def _default_out(checkpoint: Path) -> Path:
     # <run>/checkpoints/last.ckpt -> <run>/export/last/
     run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     return run / "export" / checkpoint.stem
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as JSON values (tuples as lists, paths as strings), or None when it is something else."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        items = [_json_value(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value)) else items
+    if isinstance(value, Mapping):
+        out = {str(k): _json_value(v) for k, v in value.items()}
+        return None if any(out[str(k)] is None and v is not None for k, v in value.items()) else out
+    return None
+
+
+def _training_data(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """What the checkpoint says of the training data, for ``forecast``/``classify --pretrained``: the
+    data module's ``class_path``/``init_args`` (its saved hyper-parameters) and the ``class_names``."""
+    found: dict[str, Any] = {}
+    saved = checkpoint.get("datamodule_hyper_parameters")
+    if isinstance(saved, Mapping) and isinstance(saved.get("_class_path"), str):
+        args = {str(k): _json_value(v) for k, v in saved.items() if not str(k).startswith("_")}
+        found["data"] = {
+            "class_path": saved["_class_path"],
+            # an argument that is no JSON value (an object) is left out: it cannot be written
+            "init_args": {k: v for k, v in args.items() if v is not None or saved[k] is None},
+        }
+    names = checkpoint.get("class_names")
+    if isinstance(names, (list, tuple)):
+        found["class_names"] = [str(n) for n in names]
+    return found
 
 
 def export_checkpoint(
@@ -61,7 +95,7 @@ def export_checkpoint(
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
     ckpt = Path(checkpoint)
-    model, _, spec, config_file, task_class = load_network(
+    model, checkpoint_dict, spec, config_file, task_class = load_network(
         ckpt, config=config, trusted_prefixes=trusted_prefixes
     )
     folder = Path(out) if out is not None else _default_out(ckpt)
@@ -83,6 +117,7 @@ def export_checkpoint(
         "source_checkpoint": str(ckpt.resolve()),
         "source_config": str(config_file.resolve()) if config_file is not None else "checkpoint record",
         "task_class": task_class,
+        **_training_data(checkpoint_dict),
     }
     init_args = spec.get("init_args") or {}
     save_pretrained(

@@ -26,7 +26,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from lstmvision.checkpoints import LoadedNetwork, load_network
+from lstmvision.checkpoints import LoadedNetwork, load_network, load_pretrained_network
 from lstmvision.console import debug_requested, error_line
 from lstmvision.data import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, ClipTransform, count_frames, read_frames
 from lstmvision.viz import ANIMATION_FORMATS, save_forecast_animation
@@ -36,6 +36,7 @@ __all__ = [
     "collect_videos",
     "forecast_video",
     "frame_size",
+    "load_weights",
     "main",
     "network_channels",
     "read_last_frames",
@@ -68,6 +69,20 @@ def reported_errors(prog: str, *, debug: bool = False) -> Iterator[None]:
             raise
         print(f"{prog}: {error_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def load_weights(checkpoint: str | None, pretrained: str | None, config: str | None) -> LoadedNetwork:
+    """The network of ``--checkpoint CKPT [--config YAML]`` or of ``--pretrained NAME_OR_FOLDER`` (a model
+    zoo entry or an exported folder: what ``model.json`` records of the training data replaces the run's
+    config); exactly one of the two."""
+    if (checkpoint is None) == (pretrained is None):
+        raise ValueError("give exactly one of --checkpoint and --pretrained")
+    if pretrained is not None:
+        if config is not None:
+            raise ValueError("--config goes with --checkpoint: --pretrained weights record their own network")
+        return load_pretrained_network(pretrained)
+    assert checkpoint is not None  # for mypy: checked above
+    return load_network(checkpoint, config=config)
 
 
 def _has_frames(folder: Path) -> bool:
@@ -289,9 +304,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO|FOLDER",
                         help="video files, frame folders, or folders of videos")  # fmt: skip
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by `lstmvision fit`")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", default=None, help="a .ckpt written by `lstmvision fit`")
+    weights.add_argument(
+        "--pretrained", default=None, metavar="NAME_OR_FOLDER",
+        help="a model zoo entry (docs/zoo.md) or an exported folder (a path: ./NAME for one here)",
+    )  # fmt: skip
     parser.add_argument(
-        "--config", default=None, help="the run's YAML (default: what the checkpoint or its run records)"
+        "--config",
+        default=None,
+        help="with --checkpoint: the run's YAML (default: what the checkpoint or its run records)",
     )
     parser.add_argument("--out", default="forecasts", help="output folder (default: ./forecasts)")
     parser.add_argument(
@@ -319,8 +341,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
         if not args.fps > 0:
             raise ValueError(f"--fps must be > 0, got {args.fps}")
         videos = collect_videos(args.videos)  # before the checkpoint: a typo in a path fails at once
-        loaded = load_network(args.checkpoint, config=args.config)
-        _check_predictor(loaded, args.checkpoint)
+        loaded = load_weights(args.checkpoint, args.pretrained, args.config)
+        _check_predictor(loaded, args.checkpoint or args.pretrained)
         model = loaded.model.to(args.device).eval()
         future = args.future or _length(model, "total_length") - _length(model, "input_length")
         size = frame_size(saved_data_args(loaded)[1], args.image_size)

@@ -2,6 +2,9 @@
 weights-only checkpoints, ``precision: auto``, strict keys with one-line parse errors, Lightning's
 chatter left out (:mod:`lstmvision.console`).
 
+``--pretrained NAME_OR_FOLDER`` initialises the network from a model zoo entry or an exported folder
+(docs/zoo.md); the config must describe the same network.
+
 Reliability (docs/reliability.md): checkpoints are written atomically (never a truncated file, never
 one with NaN/inf weights), ``last.ckpt`` is also saved every ``--checkpoint_every_n_steps`` training
 steps, and SIGINT/SIGTERM stop ``fit`` after the current batch with ``last.ckpt`` saved.
@@ -14,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from jsonargparse import ArgumentError
@@ -25,9 +28,11 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lstmvision._io import check_safe
-from lstmvision.checkpoints import RecordNetwork, check_network
+from lstmvision.checkpoints import RecordNetwork, check_network, check_pretrained_network
 from lstmvision.commands.parse_errors import explain_parse_error, explain_value_error, moved_key
 from lstmvision.commands.report import report
+from lstmvision.models.pretrained import WEIGHTS_FILE, read_model_json
+from lstmvision.models.zoo import PretrainedSource, resolve_pretrained
 from lstmvision.precision import PrecisionInput, resolve_precision
 from lstmvision.runs import (
     VERSION_FOLDER,
@@ -73,6 +78,7 @@ class LstmVisionCLI(LightningCLI):
         self._verbose = verbose
         self._run_dir: Path | None = None  # the folder this command writes into
         self._new_run = False  # whether this command made that folder (removed again if nothing came of it)
+        self._pretrained: PretrainedSource | None = None  # --pretrained, resolved and checked
         super().__init__(
             LightningModule,
             LightningDataModule,
@@ -102,6 +108,13 @@ class LstmVisionCLI(LightningCLI):
             default=500,
             help="also save last.ckpt every n training steps (0: only at epoch ends)",
         )
+        parser.add_argument(
+            "--pretrained",
+            type=Optional[str],  # noqa: UP045  (jsonargparse reads this annotation at run time)
+            default=None,
+            help="initialise the network from a model zoo entry (`lstmvision.models.list_models(pretrained=True)`) "
+            "or an exported folder (a path: ./NAME for one here); the config must give the same network",
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         try:
@@ -129,6 +142,7 @@ class LstmVisionCLI(LightningCLI):
             experiment = Path(config.runs_dir) / config.experiment
             pattern = "*.ckpt" if ckpt == "last" else "best-*.ckpt"
             config.ckpt_path = ckpt = str(newest_checkpoint(experiment, pattern, ckpt))
+        self._check_pretrained(config, subcommand, ckpt)
         if ckpt and Path(ckpt).is_file():
             # read once, tensors memory-mapped: a file that would run code when unpickled is refused
             # with an error naming it; its hyper-parameters and network record are all that is used here
@@ -137,6 +151,46 @@ class LstmVisionCLI(LightningCLI):
             network = _configured_network(self.config[subcommand])
             if network is not None:
                 check_network(saved, network, source=ckpt)
+
+    def _check_pretrained(self, config: Any, subcommand: str | None, ckpt: Any) -> None:
+        """Resolve ``--pretrained`` (the weights' digest checked) and refuse a configured network other
+        than the one the weights were trained as, naming the differing keys."""
+        value = config.get("pretrained")
+        if not value:
+            return
+        if ckpt and subcommand in ("validate", "test", "predict"):
+            raise ConfigError(
+                f"--pretrained and --ckpt_path both give the weights to {subcommand}: give one of them"
+            )
+        found = resolve_pretrained(str(value))
+        document = read_model_json(found.folder)
+        where = f"zoo entry {found.entry.name!r}" if found.entry else f"exported folder {value}"
+        network = _configured_network(config)
+        if network is None:
+            raise ConfigError(
+                f"--pretrained {value}: the config gives no network (model.init_args.model) to load the "
+                "weights into"
+            )
+        hint = (found.entry.record.get("config") if found.entry else None) or None
+        check_pretrained_network(document, network, source=where, config_hint=hint)
+        self._pretrained = found
+
+    def after_instantiate_classes(self) -> None:
+        """Load the ``--pretrained`` weights into the task's network (strictly: every weight has a place)."""
+        if self._pretrained is None:
+            return
+        from safetensors import SafetensorError
+        from safetensors.torch import load_model
+
+        network = getattr(self.model, "model", None)
+        weights = self._pretrained.folder / WEIGHTS_FILE
+        if network is None:
+            raise ConfigError(f"--pretrained: the task {type(self.model).__name__} holds no network `model`")
+        try:
+            load_model(network, str(weights), strict=True, device="cpu")
+        except (RuntimeError, SafetensorError, OSError) as error:
+            raise ValueError(f"cannot load {weights} into the configured network: {error}") from error
+        _say(f"weights: {weights}")
 
     def _apply_checkpoint_hyperparameters(self, saved: Any, ckpt: str, subcommand: str) -> None:
         """The task's hyperparameters saved in the checkpoint become the config's (what Lightning's own

@@ -4,11 +4,13 @@
 module, e.g. a CNN-LSTM's encoder, is again a ``{"class_path", "init_args"}`` mapping) plus where the
 weights came from. Neither file can run code when read: safetensors holds raw tensors only, and a class
 path is imported only when it lies under a trusted prefix (``lstmvision.`` and ``torch.nn.`` unless the
-caller adds more) and names an ``nn.Module`` class. See docs/export.md.
+caller adds more) and names an ``nn.Module`` class. ``model.json`` also records the SHA-256 digest of
+``model.safetensors``, checked on every load (docs/zoo.md). See docs/export.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -25,9 +27,13 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_TRUSTED_PREFIXES",
     "WEIGHTS_FILE",
+    "ChecksumError",
+    "check_sha256",
     "instantiate_model",
     "load_pretrained",
+    "read_model_json",
     "save_pretrained",
+    "sha256_of",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
@@ -39,6 +45,45 @@ DEFAULT_TRUSTED_PREFIXES: tuple[str, ...] = ("lstmvision.", "torch.nn.")
 _WEIGHT_FILE_ARGS = ("weights", "pretrained_encoder")
 _SPEC_KEYS = {"class_path", "init_args"}
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+SHA256_KEY = "sha256"  # the key of model.json holding the digest of model.safetensors
+
+
+class ChecksumError(ValueError):
+    """A weights file whose SHA-256 digest is not the one recorded for it."""
+
+
+def sha256_of(file: str | os.PathLike[str]) -> str:
+    """The SHA-256 digest of a file, as 64 lowercase hexadecimal digits."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(file: str | os.PathLike[str], expected: str, *, source: str = "") -> str:
+    """Check that ``file`` has the SHA-256 digest ``expected``; return the digest.
+
+    Args:
+        file: the file to hash.
+        expected: the recorded digest (64 hexadecimal digits).
+        source: where the expected digest is recorded, for the message.
+
+    Raises:
+        ChecksumError: naming the file, the expected and the actual digest.
+        ValueError: a recorded digest that is not 64 hexadecimal digits.
+    """
+    if not isinstance(expected, str) or not _HEX_DIGEST.fullmatch(expected.lower()):
+        raise ValueError(f"{source or file}: sha256 must be 64 hexadecimal digits, got {expected!r}")
+    got = sha256_of(file)
+    if expected.lower() != got:
+        where = f" (recorded in {source})" if source else ""
+        raise ChecksumError(
+            f"checksum mismatch for {file}: expected sha256 {expected.lower()}{where}, got {got}; "
+            "the file is corrupt or was changed after the digest was recorded"
+        )
+    return got
 
 
 def _is_trusted(class_path: str, prefixes: Sequence[str]) -> bool:
@@ -187,7 +232,7 @@ def save_pretrained(
     class_path = class_path or f"{cls.__module__}.{cls.__qualname__}"
     _check_json(dict(init_args), "init_args")
     extra = dict(metadata or {})
-    reserved = sorted(set(extra) & {*_SPEC_KEYS, "lstmvision_version"})
+    reserved = sorted(set(extra) & {*_SPEC_KEYS, "lstmvision_version", SHA256_KEY})
     if reserved:
         raise ValueError(f"metadata must not set {reserved}: they are written by save_pretrained")
     _check_json(extra, "metadata")
@@ -203,7 +248,9 @@ def save_pretrained(
     out.mkdir(parents=True, exist_ok=True)
     # save_model (not save_file) keeps one copy of tensors shared between parameters (tied weights)
     save_model(model, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
-    document = {**spec, **extra, "lstmvision_version": __version__}
+    # the digest of the weights, checked by load_pretrained: a changed or truncated file is named at once
+    digest = sha256_of(out / WEIGHTS_FILE)
+    document = {**spec, **extra, "lstmvision_version": __version__, SHA256_KEY: digest}
     (out / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
     return out
 
@@ -238,8 +285,37 @@ def _files(path: Path) -> tuple[Path, Path]:
     raise ValueError(f"expected an exported folder, a .safetensors or a .json file, got {path}")
 
 
-def load_pretrained(path: str | os.PathLike[str], *, trusted_prefixes: Sequence[str] = ()) -> nn.Module:
+def read_model_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``model.json`` of an exported folder (or of a ``.json``/``.safetensors`` file) as a dict:
+    ``class_path``, ``init_args`` and what else it records (the source, the training data, ``sha256``).
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: it is not JSON or has no ``class_path`` (the message names the file).
+    """
+    config_file, _ = _files(Path(path))
+    if not config_file.is_file():
+        raise FileNotFoundError(f"exported model file not found: {config_file}")
+    try:
+        document = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config_file} is not valid JSON: {error}") from error
+    if not isinstance(document, dict) or "class_path" not in document:
+        raise ValueError(f"{config_file} has no 'class_path': expected the model's class_path and init_args")
+    return document
+
+
+def load_pretrained(
+    path: str | os.PathLike[str],
+    *,
+    trusted_prefixes: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> nn.Module:
     """Rebuild an exported model from its JSON and load its safetensors weights strictly; in eval mode.
+
+    The weights file's SHA-256 digest is checked against the one ``model.json`` records (a folder
+    exported before digests were recorded, or written by hand without one, loads unchecked).
 
     Args:
         path: the exported folder, or its ``.safetensors`` file with the ``.json`` of the same name
@@ -248,9 +324,14 @@ def load_pretrained(path: str | os.PathLike[str], *, trusted_prefixes: Sequence[
         trusted_prefixes: packages whose classes ``model.json`` may name besides ``lstmvision.`` and
             ``torch.nn.`` (e.g. ``("timm.",)``); add one only for files you trust: building a class
             runs its code.
+        overrides: constructor arguments that replace those ``model.json`` records, allowed only where
+            the weights still fit the network they build (same parameter names and shapes): e.g. a
+            predictor's ``total_length`` to forecast further; ``num_hidden`` is refused.
+        source: what the folder is, for messages (e.g. ``"zoo entry 'convlstm_demo'"``).
 
     Raises:
         FileNotFoundError: a file is missing.
+        ChecksumError: the weights file's digest is not the expected one (naming the file and both digests).
         ValueError: the JSON is malformed, names an untrusted or non-module class, or the weights do
             not fit the model it builds (every message names the file).
     """
@@ -266,16 +347,35 @@ def load_pretrained(path: str | os.PathLike[str], *, trusted_prefixes: Sequence[
     for file in (config_file, weights_file):
         if not file.is_file():
             raise FileNotFoundError(f"exported model file not found: {file}")
-    try:
-        spec = json.loads(config_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{config_file} is not valid JSON: {error}") from error
-    if not isinstance(spec, dict) or "class_path" not in spec:
-        raise ValueError(f"{config_file} has no 'class_path': expected the model's class_path and init_args")
-    spec = {key: spec[key] for key in _SPEC_KEYS if key in spec}  # the rest is provenance
-    model = instantiate_model(
-        spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=str(config_file)
-    )
+    document = read_model_json(config_file)
+    if document.get(SHA256_KEY) is not None:
+        check_sha256(weights_file, document[SHA256_KEY], source=str(config_file))
+    spec = {key: document[key] for key in _SPEC_KEYS if key in document}  # the rest is provenance
+    if overrides:
+        recorded = dict(spec.get("init_args") or {})
+        changed = {str(k): v for k, v in overrides.items()}
+        model = instantiate_model(
+            {**spec, "init_args": {**recorded, **changed}},
+            trusted_prefixes=trusted_prefixes,
+            initial_weights=False,
+            source=f"{source or config_file} with {sorted(changed)} overridden",
+        )
+        reference = instantiate_model(
+            spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=str(config_file)
+        )
+        mismatch = _shape_mismatch(reference, model)
+        if mismatch:
+            given = ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items()))
+            kept = ", ".join(f"{k}={recorded.get(k)!r}" for k in sorted(changed))
+            raise ValueError(
+                f"{source or config_file}: {given} would change the architecture the weights were trained "
+                f"for ({kept}): {mismatch}; drop these arguments, or build the model without pretrained "
+                "weights to train it anew"
+            )
+    else:
+        model = instantiate_model(
+            spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=str(config_file)
+        )
     try:
         load_model(model, str(weights_file), strict=True, device="cpu")
     except (RuntimeError, SafetensorError, OSError) as error:

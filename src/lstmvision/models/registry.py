@@ -1,9 +1,11 @@
-"""Name -> model factory registry: ``create_model(name, **kwargs)`` and ``list_models()``."""
+"""Name -> model factory registry: ``create_model(name, **kwargs)`` and ``list_models()``; with
+``pretrained``, trained weights from the model zoo (:mod:`lstmvision.models.zoo`) or an exported folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -19,9 +21,17 @@ def register_model(name: str) -> Callable[[F], F]:
     return _REGISTRY.register(name)
 
 
-def list_models(pattern: str | Sequence[str] | None = None) -> list[str]:
+def list_models(pattern: str | Sequence[str] | None = None, *, pretrained: bool = False) -> list[str]:
     """Sorted names of every registered model, or of those matching ``pattern``: a shell wildcard
-    (``list_models("conv*")``) or a list of them, matched with ``fnmatch`` as timm's ``list_models``."""
+    (``list_models("conv*")``) or a list of them, matched with ``fnmatch`` as timm's ``list_models``.
+
+    ``pretrained=True`` lists the model zoo's entries instead (docs/zoo.md): the names that
+    ``create_model(name, pretrained=True)`` loads with trained weights (a registered name whose
+    architecture has a default entry loads that entry too)."""
+    if pretrained:
+        from lstmvision.models.zoo import list_zoo  # deferred: the zoo imports the model classes
+
+        return list_zoo(pattern)
     return _REGISTRY.names(pattern)
 
 
@@ -30,25 +40,50 @@ def get_model_factory(name: str) -> Callable[..., nn.Module]:
     return _REGISTRY.get(name)
 
 
-# registered name -> where its pretrained weights come from; none ship yet (a model zoo will fill this)
-_PRETRAINED: dict[str, str] = {}
+def create_model(name: str, *, pretrained: bool | str | os.PathLike[str] = False, **kwargs: Any) -> nn.Module:
+    """Build the model registered as ``name`` with its constructor arguments, or with trained weights.
 
+    Args:
+        name: a registered model (``list_models()``), or with ``pretrained=True`` a model zoo entry
+            (``list_models(pretrained=True)``).
+        pretrained: ``False``: freshly initialised weights. ``True``: the weights of the zoo entry
+            ``name``, or of the default entry of the architecture ``name`` (``"convlstm"`` ->
+            ``"convlstm_demo"``), shipped in the package, their SHA-256 digest checked; the network is
+            built from the entry's recorded arguments and returned in eval mode. A path: an exported
+            folder of one's own (``lstmvision export``, :func:`save_pretrained`), loaded as
+            :func:`load_pretrained` does (digest checked when its ``model.json`` records one); ``name``
+            must be the model it holds.
+        kwargs: constructor arguments. With pretrained weights they replace the recorded ones only where
+            the weights still fit (same parameter names and shapes); one that changes the architecture
+            (``num_hidden``, ``num_classes`` ...) is a ValueError naming it.
 
-def create_model(name: str, *, pretrained: bool = False, **kwargs: object) -> nn.Module:
-    """Build the model registered as ``name`` with its constructor arguments.
-
-    ``pretrained=True`` asks for published weights, as timm's ``create_model``; no model has any yet, so
-    it raises a ValueError naming the model and the ones that do. Weights of one's own training load
-    with :func:`lstmvision.models.load_pretrained`.
+    Nothing is downloaded: the zoo ships inside the package (``$LSTMVISION_ZOO`` names another one).
     """
-    factory = _REGISTRY.get(name)  # an unknown name is reported first, with the known ones
-    if not isinstance(pretrained, bool):
-        raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
-    if pretrained and name not in _PRETRAINED:
-        available = ", ".join(sorted(_PRETRAINED)) or "none yet"
-        raise ValueError(
-            f"no pretrained weights are available for model {name!r} (models with pretrained weights: "
-            f"{available}); use pretrained=False, or load weights of your own with "
-            "lstmvision.models.load_pretrained(path)"
-        )
-    return factory(**kwargs)
+    if pretrained is False:
+        return _REGISTRY.get(name)(**kwargs)  # an unknown name is reported with the known ones
+    if pretrained is True:
+        from lstmvision.models.zoo import find_entry, list_zoo, load_zoo_model  # deferred: see list_models
+
+        if find_entry(name) is None:
+            if name not in _REGISTRY:
+                raise ValueError(
+                    f"unknown model {name!r}; known models: {', '.join(_REGISTRY.names())}; model zoo "
+                    f"entries: {', '.join(list_zoo()) or 'none yet'}"
+                )
+            raise ValueError(
+                f"no pretrained weights are available for model {name!r} (model zoo entries: "
+                f"{', '.join(list_zoo()) or 'none yet'}); use pretrained=False, or give an exported "
+                "folder of your own: pretrained='path/to/folder'"
+            )
+        return load_zoo_model(name, overrides=kwargs)
+    if isinstance(pretrained, (str, os.PathLike)):
+        from lstmvision.models.pretrained import load_pretrained  # deferred: see list_models
+
+        factory = _REGISTRY.get(name)
+        model = load_pretrained(pretrained, overrides=kwargs, source=f"exported folder {pretrained}")
+        if isinstance(factory, type) and not isinstance(model, factory):
+            raise ValueError(
+                f"{pretrained} holds a {type(model).__name__}, not the model {name!r} ({factory.__name__})"
+            )
+        return model
+    raise ValueError(f"pretrained must be True, False or the path of an exported folder, got {pretrained!r}")
