@@ -26,6 +26,7 @@ from torch import nn
 
 from lstmvision.checkpoints import LoadedNetwork
 from lstmvision.commands.forecast import (
+    add_video_and_weight_arguments,
     collect_videos,
     frame_size,
     load_weights,
@@ -209,19 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Classify your own videos with a classifier trained by `lstmvision fit`: a CSV with each "
         "file's most probable classes and their probabilities. Clips are cut as the test set's were.",
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO|FOLDER",
-                        help="video files, frame folders, or folders of videos")  # fmt: skip
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--checkpoint", default=None, help="a .ckpt written by `lstmvision fit`")
-    weights.add_argument(
-        "--pretrained", default=None, metavar="NAME_OR_FOLDER",
-        help="a model zoo entry (docs/zoo.md) or an exported folder (a path: ./NAME for one here)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--config",
-        default=None,
-        help="with --checkpoint: the run's YAML (default: what the checkpoint or its run records)",
-    )
+    add_video_and_weight_arguments(parser)
     parser.add_argument(
         "--out", default="classifications.csv", help="CSV to write (default: ./classifications.csv)"
     )

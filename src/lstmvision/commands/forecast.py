@@ -33,6 +33,7 @@ from lstmvision.viz import ANIMATION_FORMATS, save_forecast_animation
 
 __all__ = [
     "Forecast",
+    "add_video_and_weight_arguments",
     "collect_videos",
     "forecast_video",
     "frame_size",
@@ -295,13 +296,9 @@ def _unique_path(folder: Path, stem: str, suffix: str, taken: set[Path]) -> Path
     return path
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lstmvision forecast",
-        description="Forecast the frames after the end of your own videos with a video predictor trained by "
-        "`lstmvision fit`, and write per video an animation of the observed frames followed by the "
-        "forecast. The last input_length frames of each video are observed.",
-    )
+def add_video_and_weight_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments ``forecast`` and ``classify`` share: the videos, and the weights (exactly one of
+    ``--checkpoint`` and ``--pretrained``) with the ``--config`` that goes with a checkpoint."""
     parser.add_argument("videos", nargs="+", metavar="VIDEO|FOLDER",
                         help="video files, frame folders, or folders of videos")  # fmt: skip
     weights = parser.add_mutually_exclusive_group(required=True)
@@ -315,6 +312,16 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="with --checkpoint: the run's YAML (default: what the checkpoint or its run records)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstmvision forecast",
+        description="Forecast the frames after the end of your own videos with a video predictor trained by "
+        "`lstmvision fit`, and write per video an animation of the observed frames followed by the "
+        "forecast. The last input_length frames of each video are observed.",
+    )
+    add_video_and_weight_arguments(parser)
     parser.add_argument("--out", default="forecasts", help="output folder (default: ./forecasts)")
     parser.add_argument(
         "--future", type=int, default=None, help="frames to forecast (default: total_length - input_length)"
