@@ -311,7 +311,10 @@ def load_pretrained_network(
     ``class_names``) in the places a checkpoint keeps them, for ``forecast`` and ``classify``."""
     found = resolve_pretrained(str(value))
     label = f"zoo entry {found.entry.name!r}" if found.entry is not None else f"exported folder {value}"
-    model = load_pretrained(found.folder, trusted_prefixes=trusted_prefixes, source=label)
+    checked = found.entry.sha256 if found.entry is not None else None  # resolve_pretrained hashed it
+    model = load_pretrained(
+        found.folder, trusted_prefixes=trusted_prefixes, source=label, checked_sha256=checked
+    )
     document = read_model_json(found.folder)
     spec = {"class_path": document["class_path"], "init_args": dict(document.get("init_args") or {})}
     task = document.get("task_class")

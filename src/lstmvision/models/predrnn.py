@@ -131,6 +131,7 @@ class PredRNNv2(PredRNNPredictor):
         self.adapter = nn.Conv2d(sizes[0], sizes[0], kernel_size=1, bias=False)
         self.decoupling_loss: Tensor | None = None
         self._terms: list[Tensor] = []
+        self._record = True  # whether this forward computes the decoupling loss (gradients on)
 
     def forward(
         self,
@@ -140,14 +141,17 @@ class PredRNNv2(PredRNNPredictor):
         sampling_prob: float = 0.0,
         input_sampling_prob: float = 1.0,
     ) -> Tensor:
-        """As :meth:`RecurrentPredictor.forward`; also sets :attr:`decoupling_loss` for this forward."""
+        """As :meth:`RecurrentPredictor.forward`; with gradients on, also sets :attr:`decoupling_loss` for
+        this forward. Under ``torch.no_grad`` / ``inference_mode`` (validation, test, forecasts) nothing
+        trains on it, so it is not computed and :attr:`decoupling_loss` is None."""
         self._terms = []
+        self._record = torch.is_grad_enabled()
         try:
             out = super().forward(
                 frames, future=future, sampling_prob=sampling_prob, input_sampling_prob=input_sampling_prob
             )
             # every term is a mean over (B, Hc) of one layer and step, so their mean is the mean over all
-            self.decoupling_loss = torch.stack(self._terms).mean()
+            self.decoupling_loss = torch.stack(self._terms).mean() if self._record else None
         finally:
             self._terms = []
         return out
@@ -155,6 +159,8 @@ class PredRNNv2(PredRNNPredictor):
     def step(
         self, fed: list[Tensor], state: list[SpatioTemporalLSTMState] | None
     ) -> tuple[Tensor, list[SpatioTemporalLSTMState]]:
+        if not self._record:  # no decoupling loss wanted: the plain ST-LSTM step, no increments
+            return super().step(fed, state)
         h, states, increments = self.stack.step_increments(fed[-1], state)  # h: (B, Hc_top, H/p, W/p)
         for delta_c, delta_m in increments:
             self._terms.append(self.decoupling_term(delta_c, delta_m))

@@ -311,6 +311,7 @@ def load_pretrained(
     trusted_prefixes: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
     source: str | None = None,
+    checked_sha256: str | None = None,
 ) -> nn.Module:
     """Rebuild an exported model from its JSON and load its safetensors weights strictly; in eval mode.
 
@@ -328,6 +329,8 @@ def load_pretrained(
             the weights still fit the network they build (same parameter names and shapes): e.g. a
             predictor's ``total_length`` to forecast further; ``num_hidden`` is refused.
         source: what the folder is, for messages (e.g. ``"zoo entry 'convlstm_demo'"``).
+        checked_sha256: a digest the caller has just checked the weights file against (the zoo's index);
+            the file is not hashed again when ``model.json`` records the same one.
 
     Raises:
         FileNotFoundError: a file is missing.
@@ -348,7 +351,8 @@ def load_pretrained(
         if not file.is_file():
             raise FileNotFoundError(f"exported model file not found: {file}")
     document = read_model_json(config_file)
-    if document.get(SHA256_KEY) is not None:
+    recorded_sha256 = document.get(SHA256_KEY)
+    if recorded_sha256 is not None and str(recorded_sha256).lower() != (checked_sha256 or "").lower():
         check_sha256(weights_file, document[SHA256_KEY], source=str(config_file))
     spec = {key: document[key] for key in _SPEC_KEYS if key in document}  # the rest is provenance
     if overrides:

@@ -189,7 +189,12 @@ def load_zoo_model(
             f"no pretrained weights for {name!r} in the model zoo at {zoo_root(root)} "
             f"(entries: {available}); load weights of your own with pretrained='path/to/folder'"
         )
-    return load_pretrained(_checked_folder(entry), overrides=overrides, source=f"zoo entry {entry.name!r}")
+    return load_pretrained(
+        _checked_folder(entry),
+        overrides=overrides,
+        source=f"zoo entry {entry.name!r}",
+        checked_sha256=entry.sha256,  # hashed once: _checked_folder compared it with the index
+    )
 
 
 class PretrainedSource(NamedTuple):
