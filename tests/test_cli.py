@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_runs import TINY_DEMO_NETWORK
 from video_files import write_video
 
 from lstmvision.cli import main
@@ -27,12 +28,7 @@ CONFIGS = [p for p in list_configs().values() if p not in COMPARISONS]  # the de
 
 # a tiny run of the demo configuration: 32x32 frames, 4 observed + 4 predicted, one small layer
 TINY = [
-    "--model.init_args.model.init_args.num_hidden", "[4]",
-    "--model.init_args.model.init_args.filter_size", "3",
-    "--model.init_args.model.init_args.input_length", "4",
-    "--model.init_args.model.init_args.total_length", "8",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.seq_length", "8",
+    *TINY_DEMO_NETWORK,
     "--data.init_args.train_size", "8",
     "--data.init_args.val_size", "4",
     "--data.init_args.test_size", "6",

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import TINY_DEMO_NETWORK
 
 from lstmvision.cli import main
 from lstmvision.commands.configs import find_config
@@ -49,14 +50,9 @@ COMMON = [
 ]  # fmt: skip
 PREDICTION = [
     "--config", str(demo_config()),
-    "--model.init_args.model.init_args.num_hidden", "[4]",
-    "--model.init_args.model.init_args.filter_size", "3",
-    "--model.init_args.model.init_args.input_length", "4",
-    "--model.init_args.model.init_args.total_length", "8",
+    *TINY_DEMO_NETWORK,
     "--model.init_args.gif_samples", "2",
     "--model.init_args.save_frames", "3",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.seq_length", "8",
 ]  # fmt: skip
 CLASSIFICATION = [
     "--config", str(find_config("actions/single_frame")),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import TINY_DEMO_NETWORK
 
 from lstmvision import precision as prec
 from lstmvision.cli import main
@@ -18,12 +19,7 @@ from lstmvision.metrics import VideoMetrics
 from lstmvision.precision import PrecisionChoice, resolve_precision
 
 TINY = [
-    "--model.init_args.model.init_args.num_hidden", "[4]",
-    "--model.init_args.model.init_args.filter_size", "3",
-    "--model.init_args.model.init_args.input_length", "4",
-    "--model.init_args.model.init_args.total_length", "8",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.seq_length", "8",
+    *TINY_DEMO_NETWORK,
     "--data.init_args.train_size", "4",
     "--data.init_args.val_size", "2",
     "--data.init_args.test_size", "4",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY_DEMO_NETWORK
 
 from lstmvision.checkpoints import RECORD_KEY, network_differences
 from lstmvision.cli import main
@@ -24,12 +25,7 @@ from lstmvision.models import load_pretrained
 # the demo configuration made tiny: 32x32 frames, 4 observed + 4 predicted, one layer of 4
 TINY = [
     "--config", str(demo_config()),
-    "--model.init_args.model.init_args.num_hidden", "[4]",
-    "--model.init_args.model.init_args.filter_size", "3",
-    "--model.init_args.model.init_args.input_length", "4",
-    "--model.init_args.model.init_args.total_length", "8",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.seq_length", "8",
+    *TINY_DEMO_NETWORK,
     "--data.init_args.train_size", "8",
     "--data.init_args.val_size", "4",
     "--data.init_args.test_size", "4",

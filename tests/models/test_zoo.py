@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 from safetensors.torch import load_file
+from tiny_runs import TINY_DEMO_NETWORK
 
 from lstmvision.cli import main as cli_main
 from lstmvision.commands import forecast
@@ -50,11 +51,7 @@ DATA = {
 }
 TEST_ARGS = [
     "--config", str(demo_config()),
-    "--model.init_args.model.init_args.num_hidden", "[4]",
-    "--model.init_args.model.init_args.filter_size", "3",
-    "--model.init_args.model.init_args.input_length", "4",
-    "--model.init_args.model.init_args.total_length", "8",
-    "--data.init_args.image_size", "32", "--data.init_args.seq_length", "8",
+    *TINY_DEMO_NETWORK,
     "--data.init_args.test_size", "6", "--data.init_args.batch_size", "3",
     "--data.init_args.num_workers", "0", "--trainer.enable_progress_bar", "false",
     "--trainer.precision", "32-true", "--trainer.accelerator", "cpu",

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_runs import TINY_DEMO_NETWORK
 from torch import nn
 
 from lstmvision.cli import main
@@ -22,12 +23,7 @@ from lstmvision.tasks import CaptioningTask, VideoClassificationTask, VideoPredi
 
 TINY = [
     "--config", str(demo_config()),
-    "--model.init_args.model.init_args.num_hidden", "[4]",
-    "--model.init_args.model.init_args.filter_size", "3",
-    "--model.init_args.model.init_args.input_length", "4",
-    "--model.init_args.model.init_args.total_length", "8",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.seq_length", "8",
+    *TINY_DEMO_NETWORK,
     "--data.init_args.train_size", "8",
     "--data.init_args.val_size", "4",
     "--data.init_args.test_size", "4",
