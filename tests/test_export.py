@@ -107,6 +107,36 @@ def test_convlstm_export_round_trip(convlstm_ckpt: Path, capsys: pytest.CaptureF
             assert torch.equal(got, expected), f"max error {(got - expected).abs().max()} loading {path}"
 
 
+def test_a_run_with_a_weight_average_exports_the_average_unless_told_otherwise(tmp_path: Path) -> None:
+    cli_main(["fit", *CONVLSTM_RUN, "--model.init_args.ema_decay", "0.5", "--runs_dir", str(tmp_path)])
+    ckpt = tmp_path / "moving_mnist_demo" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    shadow = {k.removeprefix("model."): v for k, v in saved["lstmvision_weight_average"]["shadow"].items()}
+    training = _network_weights(ckpt)
+    assert shadow.keys() == training.keys()
+    assert any(not torch.equal(shadow[k], training[k]) for k in shadow), "one step: the average must differ"
+
+    averaged = export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "average")])
+    raw = export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "raw"), "--weights", "training"])
+    for folder, expected in ((averaged, shadow), (raw, training)):
+        exported = load_file(folder / "model.safetensors")
+        for key, value in expected.items():
+            assert torch.equal(exported[key], value), f"{folder.name}: {key}"
+    updates = saved["lstmvision_weight_average"]["updates"]
+    assert (
+        json.loads((averaged / "model.json").read_text())["weights"]
+        == f"average (ema_decay 0.5, {updates} updates)"
+    )
+    assert json.loads((raw / "model.json").read_text())["weights"] == "training"
+    # a checkpoint without an average exports its training weights, and says so
+    del saved["lstmvision_weight_average"]
+    torch.save(saved, tmp_path / "no_average.ckpt")
+    folder = export_main(["--checkpoint", str(tmp_path / "no_average.ckpt"), "--out", str(tmp_path / "none")])
+    assert json.loads((folder / "model.json").read_text())["weights"] == "training"
+    with pytest.raises(SystemExit):
+        export_main(["--checkpoint", str(ckpt), "--weights", "shadow"])
+
+
 OLD_SAMPLING_ARGS = {  # what predictors recorded before scheduled sampling moved to the task (issue 17)
     "sampling_start_value": 1.0,
     "sampling_changing_rate": 0.003,

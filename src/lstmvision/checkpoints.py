@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import lightning as L
 import yaml
@@ -32,10 +32,12 @@ from lstmvision.models.pretrained import instantiate_model, load_pretrained, rea
 from lstmvision.models.zoo import resolve_pretrained
 
 __all__ = [
+    "AVERAGE_KEY",
     "RECORD_KEY",
     "LoadedNetwork",
     "NetworkMismatchError",
     "RecordNetwork",
+    "Weights",
     "check_network",
     "check_pretrained_network",
     "load_network",
@@ -209,6 +211,37 @@ def _refuse_differences(
 
 _PREFIX = "model."  # the tasks hold the network as `self.model`
 
+#: Where a checkpoint keeps the weight average of a run with ``ema_decay`` (:mod:`lstmvision.tasks.averaging`).
+AVERAGE_KEY = "lstmvision_weight_average"
+
+#: Which weights of a checkpoint :func:`load_network` loads: the average where the run kept one (what its
+#: validation, test and predict used), or the training weights.
+Weights = Literal["average", "training"]
+
+
+def _network_weights(saved: Mapping[str, Any], ckpt: Path, weights: Weights) -> tuple[dict[str, Any], str]:
+    """The network's weights (names without the task's ``model.``) and which they are, in words."""
+    if weights not in get_args(Weights):
+        raise ValueError(f"weights must be 'average' or 'training', got {weights!r}")
+    state = saved["state_dict"]
+    found = {key[len(_PREFIX) :]: value for key, value in state.items() if key.startswith(_PREFIX)}
+    if not found:
+        raise ValueError(
+            f"checkpoint {ckpt} has no '{_PREFIX}*' weights in its state_dict: not a lstmvision task"
+        )
+    average = saved.get(AVERAGE_KEY)
+    shadow = average.get("shadow") if isinstance(average, Mapping) else None
+    if weights == "training" or not isinstance(shadow, Mapping):
+        return found, "training"
+    for key, value in shadow.items():  # trainable parameters only: buffers stay the checkpoint's
+        name = str(key)[len(_PREFIX) :]
+        if not str(key).startswith(_PREFIX) or name not in found:
+            raise ValueError(
+                f"checkpoint {ckpt}: its weight average holds {key!r}, which the network does not have"
+            )
+        found[name] = value.to(found[name].dtype)
+    return found, f"average (ema_decay {average['decay']}, {average['updates']} updates)"  # type: ignore[index]
+
 
 def _find_config(checkpoint: Path) -> Path:
     """The ``config.yaml`` LightningCLI saved for the run that wrote ``checkpoint``."""
@@ -252,6 +285,7 @@ class LoadedNetwork(NamedTuple):
     spec: dict[str, Any]  # the network's class_path / init_args
     config: Path | None  # the config the network was built from; None: from the checkpoint's own record
     task_class: str | None
+    weights: str = "training"  # which weights: "training", or "average (ema_decay d, n updates)"
 
 
 def load_network(
@@ -259,9 +293,14 @@ def load_network(
     *,
     config: str | os.PathLike[str] | None = None,
     trusted_prefixes: Sequence[str] = (),
+    weights: Weights = "average",
 ) -> LoadedNetwork:
     """The network of a checkpoint written by ``lstmvision fit``, built from the run's config (or
-    ``config``) and loaded with the checkpoint's weights; see :func:`export_checkpoint` for the errors."""
+    ``config``) and loaded with the checkpoint's weights; see :func:`export_checkpoint` for the errors.
+
+    A run with ``ema_decay`` keeps the average of its weights beside the training weights; ``weights``
+    picks which are loaded: ``"average"`` (the default: what the run's validation and test scored) or
+    ``"training"``. A checkpoint without an average always gives its training weights."""
     ckpt = Path(checkpoint)
     saved = safe_load(ckpt, what="checkpoint")
     state = saved.get("state_dict") if isinstance(saved, Mapping) else None
@@ -270,11 +309,7 @@ def load_network(
         raise ValueError(
             f"checkpoint {ckpt} has no 'state_dict' (a Lightning checkpoint has one); found {keys}"
         )
-    weights = {key[len(_PREFIX) :]: value for key, value in state.items() if key.startswith(_PREFIX)}
-    if not weights:
-        raise ValueError(
-            f"checkpoint {ckpt} has no '{_PREFIX}*' weights in its state_dict: not a lstmvision task"
-        )
+    network_weights, which = _network_weights(saved, ckpt, weights)
     record = network_record(saved)
     if record is not None:
         # a self-describing checkpoint (lstmvision.checkpoints): it says which network it holds; a
@@ -294,12 +329,12 @@ def load_network(
         spec = {**spec, "init_args": drop_moved_arguments(spec.get("init_args") or {}, source)}
     model = instantiate_model(spec, trusted_prefixes=trusted_prefixes, initial_weights=False, source=source)
     try:
-        model.load_state_dict(weights, strict=True)
+        model.load_state_dict(network_weights, strict=True)
     except RuntimeError as error:
         raise ValueError(
             f"checkpoint {ckpt} does not fit the {spec['class_path']} of {source}: {error}"
         ) from error
-    return LoadedNetwork(model, dict(saved), spec, config_file, task_class)
+    return LoadedNetwork(model, dict(saved), spec, config_file, task_class, which)
 
 
 def load_pretrained_network(

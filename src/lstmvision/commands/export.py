@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
-from lstmvision.checkpoints import load_network
+from lstmvision.checkpoints import Weights, load_network
 from lstmvision.models.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
 
 __all__ = ["FORMATS", "export_checkpoint", "main"]
@@ -72,6 +72,7 @@ def export_checkpoint(
     format: str = "safetensors",
     config: str | os.PathLike[str] | None = None,
     trusted_prefixes: Sequence[str] = (),
+    weights: Weights = "average",
 ) -> Path:
     """Export the network of a Lightning checkpoint; return the folder holding the exported files.
 
@@ -84,6 +85,8 @@ def export_checkpoint(
         config: the run's YAML; by default ``config.yaml`` of the checkpoint's run directory.
         trusted_prefixes: packages whose classes the config may name besides ``lstmvision.`` and
             ``torch.nn.`` (see ``load_pretrained``).
+        weights: for a run with ``ema_decay``, ``"average"`` (the default: the weights its validation and
+            test scored) or ``"training"``; ``model.json`` records which (``weights``).
 
     Raises:
         FileNotFoundError: the checkpoint or the config is missing.
@@ -95,9 +98,8 @@ def export_checkpoint(
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
     ckpt = Path(checkpoint)
-    model, checkpoint_dict, spec, config_file, task_class = load_network(
-        ckpt, config=config, trusted_prefixes=trusted_prefixes
-    )
+    loaded = load_network(ckpt, config=config, trusted_prefixes=trusted_prefixes, weights=weights)
+    model, checkpoint_dict, spec, config_file, task_class = loaded[:5]
     folder = Path(out) if out is not None else _default_out(ckpt)
     if format == "onnx":
         # imported here: onnx and onnxruntime are an optional extra
@@ -117,6 +119,7 @@ def export_checkpoint(
         "source_checkpoint": str(ckpt.resolve()),
         "source_config": str(config_file.resolve()) if config_file is not None else "checkpoint record",
         "task_class": task_class,
+        "weights": loaded.weights,
         **_training_data(checkpoint_dict),
     }
     init_args = spec.get("init_args") or {}
@@ -153,6 +156,13 @@ def main(argv: list[str] | None = None) -> Path:
         metavar="PREFIX",
         help="also build classes under this package (e.g. timm.); lstmvision. and torch.nn. always are",
     )
+    parser.add_argument(
+        "--weights",
+        choices=("average", "training"),
+        default="average",
+        help="for a run with ema_decay: its weight average (default; what validation and test scored) or "
+        "its training weights",
+    )
     args = parser.parse_args(argv)
     folder = export_checkpoint(
         args.checkpoint,
@@ -160,6 +170,7 @@ def main(argv: list[str] | None = None) -> Path:
         format=args.format,
         config=args.config,
         trusted_prefixes=args.trust,
+        weights=args.weights,
     )
     if args.format == "onnx":
         print(f"exported {args.checkpoint}:\n  {folder / 'model.onnx'}")

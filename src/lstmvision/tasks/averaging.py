@@ -27,10 +27,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from lstmvision.checkpoints import AVERAGE_KEY
+
 __all__ = ["CHECKPOINT_KEY", "AverageGuard", "WeightAverage", "check_decay"]
 
 # where a checkpoint keeps the average (next to Lightning's own keys, plain tensors and numbers only)
-CHECKPOINT_KEY = "lstmvision_weight_average"
+CHECKPOINT_KEY = AVERAGE_KEY
 
 
 def check_decay(decay: float | None) -> float | None:
