@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -337,3 +338,24 @@ def test_python_tokenizer_equals_java_ptb_on_ordinary_captions() -> None:
         if ptb_tokenize_python(caption) != expected
     ]
     assert not different, "caption, Java PTB, Python:\n" + "\n".join(map(repr, different))
+
+
+@needs_java
+def test_the_java_tokenizer_prints_nothing_unless_it_fails(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert captioning._ptb_tokenize_java(["A man, is playing!", "", "Two dogs."]) == [
+        "a man is playing",
+        "",
+        "two dogs",
+    ]
+    assert capfd.readouterr().err == "", "the tokenizer's 'PTBTokenizer tokenized ...' line must stay out"
+
+    def failing(self: PTBTokenizer, payload: dict) -> dict:
+        os.write(2, b"java says why\n")  # as the Java process writes to the stderr it inherits
+        raise RuntimeError("tokenizer died")
+
+    monkeypatch.setattr(PTBTokenizer, "tokenize", failing)
+    with pytest.raises(RuntimeError, match="tokenizer died"):
+        captioning._ptb_tokenize_java(["a"])
+    assert "java says why" in capfd.readouterr().err

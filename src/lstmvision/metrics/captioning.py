@@ -23,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -263,6 +266,31 @@ def _tokenize(
     return gts, res, tokenizer
 
 
+@contextlib.contextmanager
+def _child_stderr_held() -> Iterator[None]:
+    """File descriptor 2 (what child processes such as Java inherit) goes to a temporary file while the
+    block runs; what was written there is shown on the real stderr only when the block fails."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (an embedding host): nothing to hold
+        yield
+        return
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            file.seek(0)
+            sys.stderr.write(file.read().decode(errors="replace"))
+            sys.stderr.flush()
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _ptb_tokenize_java(captions: list[str]) -> list[str]:
     """``captions`` tokenised by pycocoevalcap's PTBTokenizer in one Java run; blank ones are not sent."""
     lines = [_LINE_BREAKS.sub(" ", caption) for caption in captions]
@@ -270,7 +298,10 @@ def _ptb_tokenize_java(captions: list[str]) -> list[str]:
     # keys are positions in `sent`; the sentinel comes last
     payload = {key: [{"caption": lines[index]}] for key, index in enumerate(sent)}
     payload[len(sent)] = [{"caption": _SENTINEL}]
-    output: dict[int, list[str]] = PTBTokenizer().tokenize(payload)
+    # the Java tokenizer prints "PTBTokenizer tokenized N tokens at ..." on the stderr it inherits: kept
+    # out of the command's output, shown only when the tokenizer fails
+    with _child_stderr_held():
+        output: dict[int, list[str]] = PTBTokenizer().tokenize(payload)
     if len(output) != len(payload) or output[len(sent)] != [_SENTINEL]:
         raise RuntimeError(
             f"expected {len(payload)} tokenised lines ending with {_SENTINEL!r}, got {len(output)} lines "
