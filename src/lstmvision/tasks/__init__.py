@@ -1,6 +1,7 @@
 """LightningModules: each owns a task's loss, metrics, optimiser and written outputs."""
 
 from lstmvision.tasks.base import Task
+from lstmvision.tasks.budget import TimeBudget
 from lstmvision.tasks.captioning import CaptioningPlateau, CaptioningTask
 from lstmvision.tasks.classification import VideoClassificationTask
 from lstmvision.tasks.prediction import VideoPredictionTask
@@ -13,6 +14,7 @@ __all__ = [
     "SamplingSchedule",
     "ScheduledSampling",
     "Task",
+    "TimeBudget",
     "VideoClassificationTask",
     "VideoPredictionTask",
 ]

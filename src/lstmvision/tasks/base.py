@@ -209,6 +209,7 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval: Interval = lr_scheduler_interval
+        self._filled_length: str | None = None  # the scheduler argument set to the run's length, if any
         self.on_nonfinite_loss: NonFinitePolicy = on_nonfinite_loss
         self.skipped_batches = 0
         # not `self.compile`: that is nn.Module's compile() method
@@ -349,6 +350,7 @@ class Task(L.LightningModule):
             if length:
                 fill[length[0]] = self._run_length(cls, length[0])
                 by_step = True
+                self._filled_length = length[0]
         scheduler = factory(optimizer, **fill)
         return scheduler, by_step
 
@@ -360,6 +362,30 @@ class Task(L.LightningModule):
                 f"no max_steps): give {key} or an end to the run"
             )
         return max(int(steps), 1)
+
+    def fit_to_length(self, steps: int, planned: int) -> list[str]:
+        """Make a learning-rate schedule that spans the whole run span ``steps`` optimiser steps instead of
+        the ``planned`` ones the trainer's ends give (:class:`~lstmvision.tasks.budget.TimeBudget` calls it
+        when ``max_time`` would cut the run); returns what it changed, or kept, one phrase each.
+
+        A CosineAnnealingLR whose ``T_max`` the task filled in gets ``T_max = steps``: its recursive form
+        carries on from the current learning rate and reaches ``eta_min`` at the new end. A ``T_max`` or
+        ``total_steps`` given in the config, and OneCycleLR (whose phases are fixed when it is built), are
+        kept as they are."""
+        if steps < 1 or planned < 1:
+            raise ValueError(f"a run's length must be >= 1 step, got {steps} of {planned}")
+        configs = self.trainer.lr_scheduler_configs if self._trainer is not None else []
+        if not configs or self._filled_length is None:
+            return []
+        scheduler = configs[0].scheduler
+        name = type(scheduler).__name__
+        if (
+            isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
+            and configs[0].interval == "step"
+        ):
+            scheduler.T_max = steps
+            return [f"the learning rate anneals over {steps} steps instead of {planned}"]
+        return [f"{name} keeps its {self._filled_length} (only a CosineAnnealingLR is fitted)"]
 
     # ------------------------------------------------------------------------------------ outputs, runs
     def run_folder(self) -> Path | None:

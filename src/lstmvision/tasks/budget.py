@@ -1,0 +1,173 @@
+"""Fit a run that ``max_time`` would cut into its time: the epochs that fit, with the learning rate
+annealing over them.
+
+Lightning's ``max_time`` stops a run wherever the clock runs out. With a cosine learning rate planned
+over the whole run, a slower machine then stops in the middle of it, at a high learning rate.
+:class:`TimeBudget` measures the first training steps, works out how many whole epochs fit in
+``max_time`` and, when that is fewer than ``max_epochs``, lowers ``max_epochs`` and asks the task to fit
+its learning-rate schedule to the shorter run (:meth:`~lstmvision.tasks.base.Task.fit_to_length`). The
+scheduled-sampling schedule keeps its configured iterations: compressing it too measured worse (see
+docs/runs.md, "Time budget"). On a machine where the whole run fits, nothing changes.
+
+The plan is made once, after ``warmup_steps + measure_steps`` training steps, from the mean time of the
+last ``measure_steps`` of them plus the validation time measured in the sanity check. It picks the most
+epochs whose predicted end lies within ``max_time / (1 - tail)``: ``max_time`` may then stop the run in
+the last ``tail`` of its steps, where a cosine learning rate is below 0.7 % of its peak (at ``tail``
+0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time`` stays the
+hard limit. The plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit
+depends on the measured speed, so two runs on one machine can differ when the budget falls near an
+epoch's end (docs/runs.md, "Time budget").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, Timer
+
+__all__ = ["TimeBudget"]
+
+log = logging.getLogger(__name__)
+
+_clock = time.monotonic  # the tests replace it with a clock they drive
+
+
+class TimeBudget(Callback):
+    """Lower ``max_epochs`` to what fits in the trainer's ``max_time``, and fit the task's learning-rate
+    schedule to it (see the module docstring). Add it to ``trainer.callbacks``; without ``max_time`` it does
+    nothing.
+
+    Args:
+        warmup_steps: training steps left out of the measurement (first calls set up kernels and workers).
+        measure_steps: training steps whose mean time predicts the rest.
+        tail: share of the planned run that ``max_time`` may cut off at its end, in [0, 0.5).
+    """
+
+    def __init__(self, warmup_steps: int = 2, measure_steps: int = 10, tail: float = 0.05) -> None:
+        if warmup_steps < 0 or measure_steps < 1:
+            raise ValueError(
+                f"warmup_steps must be >= 0 and measure_steps >= 1, got {warmup_steps}, {measure_steps}"
+            )
+        if not 0.0 <= tail < 0.5:
+            raise ValueError(f"tail must be in [0, 0.5), got {tail}")
+        self.warmup_steps = warmup_steps
+        self.measure_steps = measure_steps
+        self.tail = tail
+        self.decided = False
+        self.plan: dict[str, int] | None = None  # {"epochs", "steps", "planned_epochs", "planned_steps"}
+        self._budget: float | None = None
+        self._offset = 0.0  # training time before this process (a resumed run)
+        self._started = 0.0
+        self._seen = 0
+        self._window_start = 0.0
+        self._validation = 0.0  # seconds of one validation pass, from the sanity check
+        self._sanity_started = 0.0
+
+    # --------------------------------------------------------------------------------------- measuring
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._sanity_started = _clock()
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        checked = sum(trainer.num_sanity_val_batches)
+        if checked > 0:
+            per_batch = (_clock() - self._sanity_started) / checked
+            self._validation = per_batch * _finite_sum(trainer.num_val_batches)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)  # type: ignore[attr-defined]
+        remaining = timer.time_remaining() if timer is not None else None
+        if timer is None or remaining is None:
+            self._budget = None
+            return
+        self._offset = timer.time_elapsed()
+        self._budget = self._offset + remaining
+        self._started = self._window_start = _clock()
+        self._seen = 0
+        if self.plan is not None:  # resumed: the run keeps the plan it was given
+            self._apply(trainer, pl_module, announce=False)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.decided or self._budget is None:
+            return
+        self._seen += 1
+        if self._seen == self.warmup_steps:  # the window is the next measure_steps steps
+            self._window_start = _clock()
+        if self._seen < self.warmup_steps + self.measure_steps:
+            return
+        per_batch = (_clock() - self._window_start) / self.measure_steps
+        epochs = self._epochs_that_fit(trainer, per_batch, batch_idx + 1)
+        epochs = trainer.strategy.broadcast(epochs, src=0)  # every rank follows rank 0's clock
+        self.decided = True
+        planned_epochs = trainer.max_epochs
+        if planned_epochs is None or epochs >= planned_epochs:
+            return
+        planned_steps = int(trainer.estimated_stepping_batches)
+        steps = max(planned_steps * epochs // planned_epochs, 1)
+        self.plan = {
+            "epochs": epochs,
+            "steps": steps,
+            "planned_epochs": planned_epochs,
+            "planned_steps": planned_steps,
+        }
+        self._apply(trainer, pl_module, announce=True, per_batch=per_batch)
+
+    def _epochs_that_fit(self, trainer: L.Trainer, per_batch: float, done_in_epoch: int) -> int:
+        """The most epochs (at least the current one, at most ``max_epochs``) whose predicted end lies within
+        ``max_time / (1 - tail)``."""
+        assert self._budget is not None
+        last = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+        batches = trainer.num_training_batches
+        current = trainer.current_epoch + 1  # epochs counted up to and with the current one
+        if last is None or not math.isfinite(batches) or current >= last:
+            return last or current
+        every = trainer.check_val_every_n_epoch or 1
+        epoch = batches * per_batch + self._validation / every
+        now = self._offset + _clock() - self._started
+        finish_current = now + (batches - done_in_epoch) * per_batch + self._validation / every
+        limit = self._budget / (1.0 - self.tail)
+        more = math.floor((limit - finish_current) / epoch) if epoch > 0 else last
+        return min(max(current + max(more, 0), current), last)
+
+    # ---------------------------------------------------------------------------------------- applying
+    def _apply(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *, announce: bool, per_batch: float = 0.0
+    ) -> None:
+        plan = self.plan
+        assert plan is not None
+        trainer.fit_loop.max_epochs = plan["epochs"]
+        fit = getattr(pl_module, "fit_to_length", None)
+        changed = fit(plan["steps"], plan["planned_steps"]) if callable(fit) else []
+        if announce and trainer.is_global_zero:
+            assert self._budget is not None
+            log.warning(
+                "time budget: %d of %d epochs fit in max_time %s at %.2f s a step; %s",
+                plan["epochs"],
+                plan["planned_epochs"],
+                _duration(self._budget),
+                per_batch,
+                "; ".join(changed) if changed else "the learning-rate schedule is kept",
+            )
+
+    # ------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"decided": self.decided, "plan": dict(self.plan) if self.plan is not None else None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.decided = bool(state_dict.get("decided", False))
+        plan = state_dict.get("plan")
+        self.plan = {key: int(value) for key, value in plan.items()} if isinstance(plan, dict) else None
+
+
+def _finite_sum(counts: list[int | float]) -> float:
+    return float(sum(count for count in counts if math.isfinite(count)))
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

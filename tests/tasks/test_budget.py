@@ -1,0 +1,186 @@
+"""TimeBudget: a run that max_time would cut gets the epochs that fit and a learning rate that anneals over
+them, measured with a clock the test drives (every training step costs a set number of seconds)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from lstmvision.models import ConvLSTMPredictor
+from lstmvision.tasks import ScheduledSampling, TimeBudget, VideoPredictionTask
+from lstmvision.tasks import budget as budget_module
+
+BATCHES = 8  # training batches an epoch
+SAMPLING = ScheduledSampling(start_value=1.0, changing_rate=0.05, stop_iter=20)
+
+
+class _Clips(L.LightningDataModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clips = torch.rand(2 * BATCHES, 4, 1, 12, 12, generator=torch.Generator().manual_seed(3))
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(list(self.clips), batch_size=2)
+
+    train_dataloader = val_dataloader = _loader
+
+
+class _Clock(Callback):
+    """A clock that advances ``step`` seconds at the end of every training batch, before TimeBudget looks."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def on_train_batch_end(self, *args: object) -> None:
+        self.now += self.step
+
+
+class _LearningRates(Callback):
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def _task(t_max: int = 0) -> VideoPredictionTask:
+    torch.manual_seed(0)
+    model = ConvLSTMPredictor(num_hidden=[4], filter_size=3, patch_size=2, input_length=2, total_length=4)
+    return VideoPredictionTask(
+        model,
+        sampling=SAMPLING,
+        optimizer=lambda params: torch.optim.Adam(params, lr=0.01),
+        # T_max 0: the task fills in the run's length, as in the demo config
+        lr_scheduler=functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=t_max),
+    )
+
+
+def _fit(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    task: VideoPredictionTask,
+    step_seconds: float,
+    *,
+    max_epochs: int = 20,
+    budget: TimeBudget | None = None,
+    extra: list[Callback] | None = None,
+    ckpt_path: Path | None = None,
+    clock: _Clock | None = None,
+) -> tuple[L.Trainer, _LearningRates]:
+    clock = clock or _Clock(step_seconds)
+    monkeypatch.setattr(budget_module, "_clock", lambda: clock.now)
+    rates = _LearningRates()
+    callbacks: list[Callback] = [
+        clock,
+        budget or TimeBudget(warmup_steps=2, measure_steps=4),
+        rates,
+        *(extra or []),
+    ]
+    trainer = L.Trainer(
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        max_epochs=max_epochs,
+        max_time={"hours": 1},  # 3600 s of the test's clock; the real clock never gets near it
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False if not extra else None,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+    trainer.fit(task, datamodule=_Clips(), ckpt_path=ckpt_path)
+    return trainer, rates
+
+
+@pytest.mark.parametrize(("tail", "epochs"), [(0.05, 5), (0.0, 4)])
+def test_a_run_that_does_not_fit_gets_the_epochs_that_do_and_compressed_schedules(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tail: float,
+    epochs: int,
+) -> None:
+    # 94 s a step, 752 s an epoch: 4 epochs end at 3008 s and 5 at 3760 s, within 3600 / (1 - 0.05) s
+    task = _task()
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, rates = _fit(tmp_path, monkeypatch, task, 94.0, budget=TimeBudget(2, 4, tail=tail))
+    steps = epochs * BATCHES
+    assert trainer.current_epoch == epochs and trainer.global_step == steps
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.T_max == steps  # type: ignore[attr-defined]
+    # the first 6 steps follow the planned cosine over 160 steps; the rate then falls to 0 at the new end
+    for i, rate in enumerate(rates.rates[:6]):
+        assert rate == pytest.approx(0.005 * (1 + math.cos(math.pi * i / 160)), rel=1e-9)
+    assert all(later < earlier for earlier, later in zip(rates.rates[5:], rates.rates[6:], strict=False))
+    assert rates.rates[-1] < 0.01 * (1 - 0.99) and trainer.optimizers[0].param_groups[0][
+        "lr"
+    ] == pytest.approx(0.0, abs=1e-12)
+    assert task.sampling is SAMPLING  # scheduled sampling keeps its configured iterations
+    assert (
+        f"time budget: {epochs} of 20 epochs fit in max_time 1:00:00 at 94.00 s a step; the learning rate anneals "
+        f"over {steps} steps instead of 160"
+    ) in caplog.messages
+
+
+def test_a_run_that_fits_is_left_exactly_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budgeted, plain = _task(), _task()
+    torch.manual_seed(5)
+    trainer, _ = _fit(tmp_path / "a", monkeypatch, budgeted, 1.0, max_epochs=3)
+    torch.manual_seed(5)
+    L.Trainer(
+        accelerator="cpu", max_epochs=3, limit_val_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path / "b",
+    ).fit(plain, datamodule=_Clips())  # fmt: skip
+    assert trainer.global_step == 3 * BATCHES and budgeted.sampling is SAMPLING
+    for (name, a), b in zip(budgeted.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_a_schedule_length_given_in_the_config_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = _task(t_max=500)
+    trainer, _ = _fit(tmp_path, monkeypatch, task, 94.0)
+    assert trainer.current_epoch == 5
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == 500  # type: ignore[attr-defined]
+    assert task.sampling is SAMPLING
+
+
+def test_a_resumed_run_keeps_its_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a monitor keeps the task's default checkpoints out
+    every_epoch = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", monitor="val/mse", every_n_epochs=1, save_top_k=-1
+    )
+    clock = _Clock(94.0)
+    whole, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, extra=[every_epoch], clock=clock)
+    assert whole.current_epoch == 5
+    second = sorted((tmp_path / "ckpt").glob("epoch=1-*.ckpt"))
+    assert len(second) == 1, sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    saved = torch.load(second[0], weights_only=True)["callbacks"]
+    plan = next(state["plan"] for key, state in saved.items() if key.startswith("TimeBudget"))
+    assert plan == {"epochs": 5, "steps": 40, "planned_epochs": 20, "planned_steps": 160}
+
+    resumed_task = _task()
+    # the resumed process runs at another speed: the saved plan holds, nothing is measured again
+    resumed, _ = _fit(tmp_path / "r", monkeypatch, resumed_task, 1.0, ckpt_path=second[0])
+    assert resumed.current_epoch == 5 and resumed.global_step == 40
+    assert resumed.lr_scheduler_configs[0].scheduler.T_max == 40  # type: ignore[attr-defined]
+    assert resumed.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="tail must be in"):
+        TimeBudget(tail=0.5)
+    with pytest.raises(ValueError, match="measure_steps >= 1, got 2, 0"):
+        TimeBudget(warmup_steps=2, measure_steps=0)
