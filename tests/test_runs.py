@@ -4,6 +4,7 @@ checkpoints, the quiet default output and one-line errors with exit code 2."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import subprocess
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 from tiny_runs import TINY_DEMO_NETWORK
+from tqdm import tqdm
 
 from lstmvision.checkpoints import RECORD_KEY, network_differences
 from lstmvision.cli import main
 from lstmvision.commands.demo import demo_config
 from lstmvision.commands.export import export_checkpoint
+from lstmvision.console import warnings_above_progress_bars
 from lstmvision.data import MovingMNISTDataModule
 from lstmvision.models import load_pretrained
 
@@ -235,6 +238,33 @@ def test_a_default_fit_prints_only_the_documented_lines(tmp_path: Path) -> None:
     )
     assert len(out) == 2, out
     assert not [line for line in (done.stdout + done.stderr).splitlines() if any(n in line for n in NOISE)]
+
+
+def test_a_warning_during_a_progress_bar_gets_a_line_of_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    warnings_above_progress_bars()
+    warnings_above_progress_bars()  # once per process, however often the CLI starts
+    handlers = [
+        h for h in logging.getLogger("lstmvision").handlers if type(h).__name__ == "_AboveProgressBars"
+    ]
+    assert len(handlers) == 1
+    with tqdm(total=10, file=sys.stdout, ascii=True, bar_format="{n}/{total}") as bar:
+        bar.update(3)
+        bar.refresh()
+        logging.getLogger("lstmvision.tasks.budget").warning("time budget: 4 of 20 epochs fit")
+        out, err = capsys.readouterr()
+        # the bar is cleared before the line is written and drawn again after it
+        assert err == "time budget: 4 of 20 epochs fit\n"
+        assert out.count("3/10") == 2 and "\r" in out.split("3/10")[1], repr(out)
+
+        handlers[0].pid = -1  # as in a DataLoader worker: its copy of the bar is not on screen
+        try:
+            logging.getLogger("lstmvision.data").warning("video skipped")
+        finally:
+            handlers[0].pid = os.getpid()
+        out, err = capsys.readouterr()
+        assert err == "video skipped\n" and out == ""
 
 
 def test_verbose_keeps_lightnings_output(tmp_path: Path) -> None:

@@ -18,7 +18,13 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lstmvision.commands.configs import resolve_config_args
 from lstmvision.commands.lightning import SUBCOMMANDS, ConfigError, LstmVisionCLI, command_line, take_flags
 from lstmvision.commands.parse_errors import suggest
-from lstmvision.console import USER_ERRORS, error_line, quiet_lightning, request_debug
+from lstmvision.console import (
+    USER_ERRORS,
+    error_line,
+    quiet_lightning,
+    request_debug,
+    warnings_above_progress_bars,
+)
 from lstmvision.tasks.reliability import RunInterrupted
 
 __all__ = ["main"]
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     line (and exit code 2) that any problem with what was given ends in."""
     verbose, debug, argv = take_flags(list(sys.argv[1:] if argv is None else argv))
     quiet_lightning(verbose)
+    warnings_above_progress_bars()
     request_debug(debug)
     try:
         argv = resolve_config_args(argv)

@@ -8,14 +8,20 @@ override notice, the model summary's bf16 size note, deprecation chatter from it
 ``weights_only`` note Lightning prints when it saves. ``-v`` keeps all of it.
 
 :func:`error_line` turns an exception into the line shown; ``--debug`` shows the traceback instead.
+:func:`warnings_above_progress_bars` prints lstmvision's own warnings (a skipped video, a time budget) on
+lines of their own, above the progress bar rather than in the middle of it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable
+
+from tqdm import tqdm
 
 __all__ = [
     "QUIET_PATTERNS",
@@ -24,6 +30,7 @@ __all__ = [
     "error_line",
     "quiet_lightning",
     "request_debug",
+    "warnings_above_progress_bars",
 ]
 
 # Lightning's informational lines and warnings that say nothing about the run a user asked for
@@ -79,6 +86,34 @@ def quiet_lightning(verbose: bool = False) -> None:
     # notes for the authors of the code that calls a deprecated API (Lightning, jsonargparse, torch)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+class _AboveProgressBars(logging.Handler):
+    """The message alone on stderr, as Python's last-resort handler writes it, but through ``tqdm.write``:
+    the open progress bars are cleared, the line is written, and the bars are drawn again below it. In
+    another process (a DataLoader worker), whose copies of the bars are not on screen, a plain write."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.pid = os.getpid()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            if os.getpid() == self.pid:
+                tqdm.write(line, file=sys.stderr)
+            else:
+                sys.stderr.write(line + "\n")
+        except Exception:  # a handler must not raise; logging reports it on stderr
+            self.handleError(record)
+
+
+def warnings_above_progress_bars() -> None:
+    """Show the ``lstmvision`` loggers' warnings on lines of their own above the progress bars (once per
+    process; records still propagate to any handler the caller set up, such as pytest's)."""
+    logger = logging.getLogger("lstmvision")
+    if not any(isinstance(handler, _AboveProgressBars) for handler in logger.handlers):
+        logger.addHandler(_AboveProgressBars())
 
 
 # errors that name a problem in what the user gave (a key, a path, a file, a shape): shown as one line

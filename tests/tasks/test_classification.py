@@ -388,3 +388,31 @@ def test_num_classes_comes_from_the_model_or_the_argument() -> None:
         VideoClassificationTask(_NoClasses())
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
         VideoClassificationTask(_NoClasses(), num_classes=1)
+
+
+def test_a_weight_average_is_what_validation_and_test_score(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    clips, labels = _data(16)
+    task = VideoClassificationTask(_MeanLinear(), ema_decay=0.5, optimizer=partial(torch.optim.SGD, lr=0.5))
+    trainer = _trainer(tmp_path, max_steps=4, limit_val_batches=0)
+    trainer.fit(task, train_dataloaders=_loader(clips, labels))
+    assert task.weight_average is not None and task.weight_average.updates == 4
+    trained = {name: p.detach().clone() for name, p in task.named_parameters()}
+    shadow = task.weight_average.shadow
+
+    def logits(weights: dict[str, Tensor]) -> Tensor:  # the network with these weights ("model." names)
+        network = {name.removeprefix("model."): tensor for name, tensor in weights.items()}
+        return torch.func.functional_call(task.model, network, (clips,))
+
+    def direct(weights: dict[str, Tensor]) -> float:
+        return F.cross_entropy(logits(weights), labels).item()
+
+    scorer = _trainer(tmp_path)
+    logged = scorer.validate(task, dataloaders=_loader(clips, labels, batch_size=16), verbose=False)[0]
+    assert logged["val/loss"] == pytest.approx(direct(shadow), rel=1e-6)
+    assert abs(direct(shadow) - direct(trained)) > 1e-3, "the average must differ from the training weights"
+    tested = scorer.test(task, dataloaders=_loader(clips, labels, batch_size=16), verbose=False)[0]
+    accuracy = (logits(shadow).argmax(1) == labels).float().mean()
+    assert tested["test/acc"] == pytest.approx(accuracy.item())
+    for name, p in task.named_parameters():  # the training weights are back after each
+        torch.testing.assert_close(p.detach(), trained[name], rtol=0, atol=0)
