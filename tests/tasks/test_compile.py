@@ -1,14 +1,19 @@
-"""``compile=True``: one compiled time step serves every step and horizon; checkpoints keep plain names."""
+"""``compile=True``: a handful of compiled graphs serve every step and horizon and equal the eager step;
+checkpoints keep plain names."""
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
+import pytest
 import torch
 from torch._dynamo.utils import counters
 from torch.utils.data import DataLoader
 
-from lstmvision.models import ConvLSTMPredictor
+from lstmvision.models import ConvLSTMPredictor, E3DLSTMPredictor
 from lstmvision.tasks import VideoPredictionTask
+from lstmvision.tasks.compiling import compile_time_step
 
 
 def _graphs() -> int:
@@ -56,3 +61,51 @@ def test_compiled_predictor_compiles_once_for_every_step_and_horizon(tmp_path) -
     assert set(saved) == plain_names and not any("_orig_mod" in name for name in saved)
     fresh = ConvLSTMPredictor(1, patch_size=2, num_hidden=[4], filter_size=3, input_length=3, total_length=6)
     VideoPredictionTask(fresh).load_state_dict(saved)  # strict: every name matches
+
+
+def _e3d(recall_window: int | None) -> E3DLSTMPredictor:
+    torch.manual_seed(0)
+    return E3DLSTMPredictor(
+        1, patch_size=2, num_hidden=[4], filter_size=3, window_length=2, recall_window=recall_window,
+        input_length=2, total_length=5, layer_norm=False,
+    )  # fmt: skip
+
+
+def test_a_compiled_e3d_step_equals_the_eager_one_and_compiles_a_handful_of_graphs() -> None:
+    torch._dynamo.reset()
+    counters.clear()
+    eager, compiled = _e3d(1), _e3d(1)
+    compile_time_step(compiled)
+    clips = torch.rand(2, 5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    # training with scheduled sampling: windows mixing true frames (slices of the clip) and predictions
+    results = []
+    for model in (eager, compiled):
+        torch.manual_seed(3)
+        out = model(clips, sampling_prob=0.5)
+        out.square().mean().backward()
+        results.append((out.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=1e-6)
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, rtol=0, atol=1e-6, msg=name)
+    with torch.no_grad():
+        for model in (eager, compiled):
+            model.eval()
+        for horizon in (3, 6):  # a horizon longer than the training clips, from 2 or 4 observed frames
+            for observed in (clips[:, :2], clips[:, :4]):
+                torch.testing.assert_close(
+                    compiled.forecast(observed, horizon), eager.forecast(observed, horizon), rtol=0, atol=1e-6
+                )
+    # the first step (no state), the window filling, the recall window filling, training and evaluation
+    # (5 with torch 2.13); a graph per step or horizon would reach torch's limit of 8 and stop there
+    assert 0 < _graphs() <= 6, f"{_graphs()} graphs"
+
+
+def test_an_e3d_recalling_every_step_stays_eager_with_a_notice(caplog: pytest.LogCaptureFixture) -> None:
+    model = _e3d(None)
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.compiling"):
+        compile_time_step(model)
+    assert "step" not in model.__dict__, "the step was replaced by a compiled one"
+    assert caplog.messages == [
+        "compile: E3DLSTMPredictor's state grows at every step (recall_window null), so a compiled step "
+        "would compile again at every step; it runs eagerly (set a recall_window to compile it)"
+    ]

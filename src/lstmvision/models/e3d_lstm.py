@@ -92,17 +92,36 @@ class E3DLSTMPredictor(RecurrentPredictor):
             self.patch_channels, num_hidden, filter_size, window_length, recall_window, layer_norm
         )
         self.window_length = window_length
+        self.recall_window = recall_window
         w = window_length
         self.head = nn.Conv3d(num_hidden[-1], self.patch_channels, (w, 1, 1), stride=(w, 1, 1), bias=False)
+
+    @property
+    def state_grows(self) -> bool:
+        """Whether the recall history grows at every step (``recall_window=None``): a new shape at every
+        step, which ``compile: true`` does not compile (lstmvision.tasks.compiling)."""
+        return self.recall_window is None
 
     def step(
         self, fed: list[Tensor], state: list[Eidetic3DLSTMState] | None
     ) -> tuple[Tensor, list[Eidetic3DLSTMState]]:
+        return self.window_step(self.frame_window(fed), state)
+
+    def frame_window(self, fed: list[Tensor]) -> Tensor:
+        """The last ``window_length`` frames fed, stacked oldest first: ``(B, Cp, w, H/p, W/p)``. Before
+        frame ``w - 1`` the window starts with zero frames, as in the release."""
         w = self.window_length
         recent = fed[-w:]
-        if len(recent) < w:  # before frame w-1 the window starts with zero frames, as in the release
+        if len(recent) < w:
             recent = [torch.zeros_like(recent[0])] * (w - len(recent)) + recent
-        window = torch.stack(recent, dim=2)  # (B, Cp, w, H/p, W/p), oldest first
+        return torch.stack(recent, dim=2)
+
+    def window_step(
+        self, window: Tensor, state: list[Eidetic3DLSTMState] | None
+    ) -> tuple[Tensor, list[Eidetic3DLSTMState]]:
+        """One time step from a :meth:`frame_window`: the cells, then the head. ``compile: true``
+        compiles this part alone: one window tensor, whatever mix of true and predicted frames it holds,
+        keeps the compiled graphs to a handful."""
         h, states = self.stack.step(window, state)  # (B, Hc_top, w, H/p, W/p)
         return self.head(h).squeeze(2), states  # (B, Cp, 1, H/p, W/p) -> (B, Cp, H/p, W/p)
 

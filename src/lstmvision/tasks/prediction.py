@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Literal, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
 from lstmvision.tasks.base import Interval, Task
+from lstmvision.tasks.compiling import compile_time_step
 from lstmvision.tasks.outputs import announce, gather_on_rank_zero
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.tasks.schedules import SamplingSchedule, ScheduledSampling
@@ -44,30 +45,6 @@ class _Predictor(Protocol):
         sampling_prob: float = 0.0,
         input_sampling_prob: float = 1.0,
     ) -> Tensor: ...
-
-
-def _compile_time_step(model: nn.Module) -> None:
-    """Compile what the time loop repeats, once, in place: parameter names and checkpoints do not change.
-
-    A recurrent predictor's ``forward`` is a Python loop whose length is the horizon; compiled whole,
-    it would compile again for every new horizon and scheduled-sampling branch. Its ``step`` (the
-    cells and head of one time step) has the same shapes at every step, so it is compiled instead,
-    and the loop stays eager. ``step`` is handed only the frames it reads (the newest one, or the last
-    ``window_length`` of an E3D-LSTM), so that the growing list of fed frames does not compile a graph
-    per step either. A model without ``step`` is compiled whole.
-    """
-    step = getattr(model, "step", None)
-    if not callable(step):
-        model.compile()
-        return
-    window = int(getattr(model, "window_length", 1))
-    compiled = torch.compile(step)
-
-    def windowed_step(fed: list[Tensor], state: Any) -> Any:
-        return compiled(fed[-window:], state)
-
-    # an instance attribute shadows the method; the modules (and so the state_dict) stay untouched
-    model.__dict__["step"] = windowed_step
 
 
 class VideoPredictionTask(Task):
@@ -113,7 +90,8 @@ class VideoPredictionTask(Task):
             (logged as ``train/skipped_batches``).
         compile: compile the network's time step with ``torch.compile`` once, when the trainer sets
             the task up (docs/precision.md): the first steps then wait 36-136 s on this CPU, which only
-            pays off in long runs; one compiled step serves every time step and forecast horizon.
+            pays off in long runs; a handful of compiled graphs serve every time step and forecast
+            horizon (an E3D-LSTM with ``recall_window: null`` stays eager: lstmvision.tasks.compiling).
         ema_decay: evaluate (validate, test, predict) an exponential moving average of the weights
             with this constant decay in (0, 1) (the E3D-LSTM release's 0.9995), updated after every
             optimiser step and kept in the checkpoints (docs/optimisers.md, "Weight average"); None
@@ -384,7 +362,7 @@ class VideoPredictionTask(Task):
 
     # ------------------------------------------------------------------------------------------ set-up
     def compile_network_once(self) -> None:
-        _compile_time_step(self.model)
+        compile_time_step(self.model)
 
     def setup(self, stage: str) -> None:
         # a patch size that does not divide the frames would only fail at the first batch, after the

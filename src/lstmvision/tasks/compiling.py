@@ -1,0 +1,57 @@
+"""``compile: true`` of the prediction task: compile what a predictor's time loop repeats, once, in place.
+
+A predictor's ``forward`` loops over the horizon; compiled whole, it would compile again for every
+horizon and scheduled-sampling branch. So its ``step`` (one time step's cells and head) is compiled and
+the loop stays eager. Parameter names, and so checkpoints, do not change: the compiled step is an
+instance attribute that shadows the method.
+
+- ``step`` gets only the newest frame, made contiguous: a true frame is a slice of the clip, whose
+  strides depend on the clip's length, and a compiled graph is specialised to its inputs' strides.
+- A model that reads a window of frames (E3D-LSTM) has its ``window_step`` compiled and its
+  ``frame_window`` (the stacking) run eagerly: one window tensor, whatever mix of true and predicted
+  frames it holds, so that the mix does not make a graph each.
+- A model whose state grows at every step (``state_grows``: E3D-LSTM recalling every earlier step,
+  ``recall_window=None``) meets a new shape at every step, and a compiled step would compile again each
+  time until torch's recompile limit. Its step stays eager, with one notice; its gate functions are still
+  fused (:mod:`lstmvision.cells._fusion`).
+- A model without ``step`` is compiled whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["compile_time_step"]
+
+log = logging.getLogger(__name__)
+
+
+def compile_time_step(model: nn.Module) -> None:
+    """Compile ``model``'s time step in place (see the module docstring)."""
+    if getattr(model, "state_grows", False):
+        log.warning(
+            "compile: %s's state grows at every step (recall_window null), so a compiled step would "
+            "compile again at every step; it runs eagerly (set a recall_window to compile it)",
+            type(model).__name__,
+        )
+        return
+    window_step, frame_window = getattr(model, "window_step", None), getattr(model, "frame_window", None)
+    step = getattr(model, "step", None)
+    if callable(window_step) and callable(frame_window):
+        compiled = torch.compile(window_step)
+
+        def compiled_step(fed: list[Tensor], state: Any) -> Any:
+            return compiled(frame_window(fed), state)
+    elif callable(step):
+        compiled = torch.compile(step)
+
+        def compiled_step(fed: list[Tensor], state: Any) -> Any:
+            return compiled([fed[-1].contiguous()], state)
+    else:
+        model.compile()
+        return
+    model.__dict__["step"] = compiled_step
