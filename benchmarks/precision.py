@@ -27,7 +27,7 @@ fp32 weights, autocast around the forward, the loss in fp32), and with gate fusi
   formed explicitly), same rollout and loss, in the same precision.
 
 Variants are timed once per round, rounds interleaved (A, B, A, B, ...), and each figure is the median
-over rounds. Before the rounds every variant runs once on 2 clips (which compiles the fused gates).
+over rounds. Before the rounds every variant runs once on 3 clips (which compiles the fused gates).
 The two large models run few rounds: one ConvLSTM-S fp32 step takes tens of seconds on 2 cores.
 
 Usage: ``python benchmarks/precision.py [--quick] [--models demo,convlstm_s,predrnn,e3d] [--threads N]``.
@@ -56,7 +56,10 @@ import lstmvision.cells
 from lstmvision.models import RecurrentPredictor, create_model
 
 T, INPUT, SIZE = 20, 10, 64  # frames per clip, observed frames, frame side
-WARM_CLIPS = 2  # clips of the warm-up call of each variant
+# clips of the warm-up call of each variant. Not 2: torch.compile's duck sizing takes a batch equal to
+# another size of the gates (E3D-LSTM's window of 2) for that size, and compiled the fused gates again at
+# the timed batch, inside a timed round (E3D-LSTM bf16 fusion-on training measured 20.1 s instead of 7.0)
+WARM_CLIPS = 3
 PEAK_CALLS = 3  # calls per timing of one distinct convolution of the peak
 aten = torch.ops.aten
 # the switch of the gate-fusion work; absent in versions without it
