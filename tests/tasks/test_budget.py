@@ -34,14 +34,20 @@ class _Clips(L.LightningDataModule):
 
 
 class _Clock(Callback):
-    """A clock that advances ``step`` seconds at the end of every training batch, before TimeBudget looks."""
+    """A clock that advances ``step`` seconds at the end of every training batch, and the next of
+    ``sanity`` at the end of every sanity-check batch, before TimeBudget looks."""
 
-    def __init__(self, step: float) -> None:
+    def __init__(self, step: float, sanity: tuple[float, ...] = ()) -> None:
         self.step = step
+        self.sanity = list(sanity)
         self.now = 0.0
 
     def on_train_batch_end(self, *args: object) -> None:
         self.now += self.step
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.sanity_checking and self.sanity:
+            self.now += self.sanity.pop(0)
 
 
 class _LearningRates(Callback):
@@ -75,6 +81,7 @@ def _fit(
     extra: list[Callback] | None = None,
     ckpt_path: Path | None = None,
     clock: _Clock | None = None,
+    val_batches: int = 1,
 ) -> tuple[L.Trainer, _LearningRates]:
     clock = clock or _Clock(step_seconds)
     monkeypatch.setattr(budget_module, "_clock", lambda: clock.now)
@@ -90,7 +97,7 @@ def _fit(
         default_root_dir=tmp_path,
         max_epochs=max_epochs,
         max_time={"hours": 1},  # 3600 s of the test's clock; the real clock never gets near it
-        limit_val_batches=1,
+        limit_val_batches=val_batches,
         logger=False,
         enable_checkpointing=False if not extra else None,
         enable_progress_bar=False,
@@ -129,6 +136,17 @@ def test_a_run_that_does_not_fit_gets_the_epochs_that_do_and_compressed_schedule
         f"time budget: {epochs} of 20 epochs fit in max_time 1:00:00 at 94.00 s a step; the learning rate anneals "
         f"over {steps} steps instead of 160"
     ) in caplog.messages
+
+
+def test_validation_time_comes_from_the_fastest_sanity_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first sanity batch compiles (500 s), the second takes 10 s: an epoch is 8 x 94 + 2 x 10 = 772 s,
+    # so 4 epochs (3088 s) fit in 3600 / 0.95 s and 5 (3860 s) do not; the mean of the two batches
+    # (255 s, 1262 s an epoch) would have planned 3
+    clock = _Clock(94.0, sanity=(500.0, 10.0))
+    trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, clock=clock, val_batches=2)
+    assert clock.sanity == [] and trainer.current_epoch == 4 and trainer.global_step == 4 * BATCHES
 
 
 def test_a_run_that_fits_is_left_exactly_as_configured(

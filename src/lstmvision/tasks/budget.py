@@ -10,10 +10,11 @@ scheduled-sampling schedule keeps its configured iterations: compressing it too 
 docs/runs.md, "Time budget"). On a machine where the whole run fits, nothing changes.
 
 The plan is made once, after ``warmup_steps + measure_steps`` training steps, from the mean time of the
-last ``measure_steps`` of them plus the validation time measured in the sanity check. It picks the most
-epochs whose predicted end lies within ``max_time / (1 - tail)``: ``max_time`` may then stop the run in
-the last ``tail`` of its steps, where a cosine learning rate is below 0.7 % of its peak (at ``tail``
-0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time`` stays the
+last ``measure_steps`` of them plus a validation pass: the fastest sanity-check batch times the
+validation batches (the first batch may include compiling, e.g. the fused gates under bf16). It picks
+the most epochs whose predicted end lies within ``max_time / (1 - tail)``: ``max_time`` may then stop
+the run in the last ``tail`` of its steps, where a cosine learning rate is below 0.7 % of its peak (at
+``tail`` 0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time`` stays the
 hard limit. The plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit
 depends on the measured speed, so two runs on one machine can differ when the budget falls near an
 epoch's end (docs/runs.md, "Time budget").
@@ -64,18 +65,33 @@ class TimeBudget(Callback):
         self._started = 0.0
         self._seen = 0
         self._window_start = 0.0
-        self._validation = 0.0  # seconds of one validation pass, from the sanity check
-        self._sanity_started = 0.0
+        self._val_batch: float | None = None  # seconds of the fastest sanity-check batch
+        self._batch_started = 0.0
 
     # --------------------------------------------------------------------------------------- measuring
-    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._sanity_started = _clock()
+    def on_validation_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking:
+            self._batch_started = _clock()
 
-    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        checked = sum(trainer.num_sanity_val_batches)
-        if checked > 0:
-            per_batch = (_clock() - self._sanity_started) / checked
-            self._validation = per_batch * _finite_sum(trainer.num_val_batches)
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking:  # the fastest sanity batch: the first may include compiling
+            seconds = _clock() - self._batch_started
+            self._val_batch = seconds if self._val_batch is None else min(self._val_batch, seconds)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)  # type: ignore[attr-defined]
@@ -127,9 +143,10 @@ class TimeBudget(Callback):
         if last is None or not math.isfinite(batches) or current >= last:
             return last or current
         every = trainer.check_val_every_n_epoch or 1
-        epoch = batches * per_batch + self._validation / every
+        validation = (self._val_batch or 0.0) * _finite_sum(trainer.num_val_batches) / every
+        epoch = batches * per_batch + validation
         now = self._offset + _clock() - self._started
-        finish_current = now + (batches - done_in_epoch) * per_batch + self._validation / every
+        finish_current = now + (batches - done_in_epoch) * per_batch + validation
         limit = self._budget / (1.0 - self.tail)
         more = math.floor((limit - finish_current) / epoch) if epoch > 0 else last
         return min(max(current + max(more, 0), current), last)
