@@ -236,12 +236,12 @@ def test_every_shipped_config_fits(
     config: Path, tmp_path: Path, skip_pending_names: Callable[[Path], None]
 ) -> None:
     skip_pending_names(config)
+    narrowed = _narrowed(config)
     cli = LstmVisionCLI(args=["fit", "--config", str(config), "--runs_dir", str(tmp_path),
                               "--trainer.fast_dev_run", "1", "--data.init_args.batch_size", "2",
-                              "--data.init_args.num_workers", "0", *_narrowed(config),
+                              "--data.init_args.num_workers", "0", *narrowed,
                               *_data_overrides(config, tmp_path)])  # fmt: skip
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
-    narrowed = _narrowed(config)
     if narrowed:  # the config's layer count, at the narrowed width
         assert cli.config["fit"]["model"]["init_args"]["model"]["init_args"]["num_hidden"] == json.loads(
             narrowed[1]

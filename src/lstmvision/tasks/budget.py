@@ -14,8 +14,8 @@ last ``measure_steps`` of them plus a validation pass: the fastest sanity-check 
 validation batches (the first batch may include compiling, e.g. the fused gates under bf16). It picks
 the most epochs whose predicted end lies within ``max_time / (1 - tail)``: ``max_time`` may then stop
 the run in the last ``tail`` of its steps, where a cosine learning rate is below 0.7 % of its peak (at
-``tail`` 0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time`` stays the
-hard limit. The plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit
+``tail`` 0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time``
+stays the hard limit. The plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit
 depends on the measured speed, so two runs on one machine can differ when the budget falls near an
 epoch's end (docs/runs.md, "Time budget").
 """
