@@ -30,7 +30,8 @@ Variants are timed once per round, rounds interleaved (A, B, A, B, ...), and eac
 over rounds. Before the rounds every variant runs once on 3 clips (which compiles the fused gates).
 The two large models run few rounds: one ConvLSTM-S fp32 step takes tens of seconds on 2 cores.
 
-Usage: ``python benchmarks/precision.py [--quick] [--models demo,convlstm_s,predrnn,e3d] [--threads N]``.
+Usage: ``python benchmarks/precision.py [--quick] [--models demo,convlstm_s,predrnn,e3d] [--precisions fp32,bf16]
+[--threads N]``.
 """
 
 from __future__ import annotations
@@ -412,8 +413,15 @@ def _fusion_failed() -> bool:
     return bool(getattr(_FUSION_MODULE, "_broken", False))
 
 
-def bench(spec: Spec, rounds: tuple[int, int]) -> tuple[list[str], list[str]]:
-    """Time every variant of one model; returns its peak lines and its rows of the table."""
+def _over(fp32_seconds: float | None, seconds: float) -> str:
+    """The 'x fp32' cell: the fp32 time over this one, blank when fp32 was not timed."""
+    return "" if fp32_seconds is None else f"{fp32_seconds / seconds:6.2f}"
+
+
+def bench(
+    spec: Spec, rounds: tuple[int, int], precisions: tuple[str, ...] = PRECISIONS
+) -> tuple[list[str], list[str]]:
+    """Time every variant of one model in ``precisions``; returns its peak lines and its rows of the table."""
     _fresh_compilation()
     torch.manual_seed(0)
     frames = torch.rand(spec.batch, T, 1, SIZE, SIZE)
@@ -422,7 +430,7 @@ def bench(spec: Spec, rounds: tuple[int, int]) -> tuple[list[str], list[str]]:
     fusions: list[bool | None] = [True, False] if _FUSION is not None else [None]
     # (kind, precision, fusion) -> the callable for a batch of frames
     makers: dict[tuple[str, str, bool | None], Callable[[Tensor], Callable[[], None]]] = {}
-    for precision in PRECISIONS:
+    for precision in precisions:
         bf16 = precision == "bf16"
         for fusion in fusions:
             makers["train", precision, fusion] = lambda x, b=bf16, f=fusion: train_step(model, x, b, f)
@@ -433,13 +441,13 @@ def bench(spec: Spec, rounds: tuple[int, int]) -> tuple[list[str], list[str]]:
     convs: dict[str, Counter[Conv]] = {}
     with _timed("FLOPs and convolutions counted"):
         # FLOPs do not depend on the precision: one training step, fusion off (nothing compiled)
-        flops["train", "bf16"], train_convs = counted(makers["train", "bf16", fusions[-1]](frames))
-        for precision in PRECISIONS:
+        train_flops, train_convs = counted(makers["train", precisions[-1], fusions[-1]](frames))
+        for precision in precisions:
+            flops["train", precision] = train_flops
             flops["infer", precision], convs[precision] = counted(
                 makers["infer", precision, fusions[-1]](frames)
             )
-        flops["train", "fp32"] = flops["train", "bf16"]
-    if set(train_convs) != set(convs["bf16"]):
+    if set(train_convs) != set(convs[precisions[-1]]):
         print(
             "  note: the training forward's convolutions differ from the forecast's; peaks use the forecast's"
         )
@@ -450,7 +458,7 @@ def bench(spec: Spec, rounds: tuple[int, int]) -> tuple[list[str], list[str]]:
         variants[str(key)] = make(frames)
         warm.append(make(frames[:WARM_CLIPS]))
     peak_flops: dict[str, tuple[int, int]] = {}  # variant -> (FLOPs of one timing, calls per forecast)
-    for precision in PRECISIONS:
+    for precision in precisions:
         for layout in ("model", "NCHW", "channels-last"):
             for n, (conv, calls) in enumerate(convs[precision].items()):
                 name = f"peak {precision} {layout} {n}"
@@ -467,7 +475,7 @@ def bench(spec: Spec, rounds: tuple[int, int]) -> tuple[list[str], list[str]]:
         print("  warning: compiling the fused gates failed; the 'fusion on' rows of this model ran eagerly")
     peak_lines, rows = [], []
     peaks: dict[str, float] = {}
-    for precision in PRECISIONS:
+    for precision in precisions:
         rates = {}
         for layout in ("model", "NCHW", "channels-last"):
             names = [name for name in peak_flops if name.startswith(f"peak {precision} {layout} ")]
@@ -482,24 +490,24 @@ def bench(spec: Spec, rounds: tuple[int, int]) -> tuple[list[str], list[str]]:
             f"{len(convs[precision])} distinct convolutions)"
         )
     for kind in ("train", "infer"):
-        for precision in PRECISIONS:
+        for precision in precisions:
             for fusion in fusions:
                 seconds = median[str((kind, precision, fusion))]
                 rate = flops[kind, precision] / seconds / 1e9
-                fp32 = median[str((kind, "fp32", fusion))] / seconds
+                fp32 = _over(median.get(str((kind, "fp32", fusion))), seconds)
                 naive = f"{median[str(('naive', precision, None))] / seconds:7.2f}" if kind == "train" else ""
                 rows.append(
                     f"{spec.label:20s} {kind:5s} {precision:4s} "
                     f"{'n/a' if fusion is None else ('on' if fusion else 'off'):>6s} "
                     f"{seconds * 1e3:9.1f} {spec.batch / seconds:9.1f} {flops[kind, precision] / 1e9:8.1f} "
-                    f"{rate:8.1f} {rate / peaks[precision]:7.1%} {fp32:6.2f} {naive:>7s}"
+                    f"{rate:8.1f} {rate / peaks[precision]:7.1%} {fp32:>6s} {naive:>7s}"
                 )
-    for precision in PRECISIONS:
+    for precision in precisions:
         seconds = median[str(("naive", precision, None))]
-        fp32 = median[str(("naive", "fp32", None))] / seconds
+        fp32 = _over(median.get(str(("naive", "fp32", None))), seconds)
         rows.append(
             f"{spec.label:20s} naive {precision:4s} {'-':>6s} {seconds * 1e3:9.1f} {spec.batch / seconds:9.1f} "
-            f"{'':8s} {'':8s} {'':7s} {fp32:6.2f}"
+            f"{'':8s} {'':8s} {'':7s} {fp32:>6s}"
         )
     return peak_lines, rows
 
@@ -522,6 +530,12 @@ def main() -> None:
         help="torch threads (default: torch's choice); 1 on a busy machine, where a thread that waits "
         "for a core makes every short call many times slower",
     )
+    parser.add_argument(
+        "--precisions",
+        default=",".join(PRECISIONS),
+        help="comma-separated subset of fp32,bf16 (default: both); fp32 alone on a CPU without bf16 "
+        "units, where bf16 is emulated and says nothing about a run",
+    )
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -529,6 +543,9 @@ def main() -> None:
     unknown = [name for name in chosen if name not in specs]
     if unknown or not chosen:
         parser.error(f"--models expects names from {','.join(specs)}, got {args.models!r}")
+    precisions = tuple(name for name in PRECISIONS if name in args.precisions.split(","))
+    if not precisions or set(args.precisions.split(",")) - set(PRECISIONS):
+        parser.error(f"--precisions expects names from {','.join(PRECISIONS)}, got {args.precisions!r}")
     # the naive E3D-LSTM pads its even temporal kernel with padding="same", which torch warns about
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
 
@@ -545,7 +562,7 @@ def main() -> None:
         spec = specs[name]
         rounds = spec.quick if args.quick else spec.full
         print(f"{spec.label}: B={spec.batch}, median of {rounds[1]} timed rounds", flush=True)
-        peaks, table = bench(spec, rounds)
+        peaks, table = bench(spec, rounds, precisions)
         peak_lines += peaks
         rows += table
     print(

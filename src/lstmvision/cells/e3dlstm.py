@@ -34,6 +34,16 @@ class Eidetic3DLSTMState(NamedTuple):
     history: Tensor
 
 
+def _channels_last(x: Tensor) -> Tensor:
+    """``x`` channels-last for a 3-D convolution (no copy when it already is).
+
+    fp32 3-D convolutions, forward and backward, ran 1.17-1.65x faster channels-last than in the default
+    layout at every shape of the shipped configs (docs/e3d_lstm.md, "Precision"). The gates, states and
+    history inherit the layout, so the recall's channel vectors are contiguous without a copy.
+    """
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+
 def _recall(r: Tensor, history: Tensor) -> Tensor:
     """``softmax(R Kᵀ) K``: each (time, y, x) position of ``r`` attends over all positions of ``history``."""
     B, Hc, w, H, W = r.shape
@@ -74,7 +84,8 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
     The gate arithmetic runs in float32 in two fused functions (``C_t``, ``M_t``, then ``H_t``), compiled
     on first use under reduced precision (``lstmvision.cells.set_gate_fusion``); under autocast ``c``,
     ``m`` and the history are kept in float32, ``h`` has the convolutions' dtype, and the recall runs in
-    autocast's bf16, measured faster than float32 (docs/e3d_lstm.md).
+    autocast's bf16, measured faster than float32 (docs/e3d_lstm.md). The kernels are stored and the
+    convolutions run channels-last (``torch.channels_last_3d``), so the states come back in that layout.
 
     Args:
         in_channels: channels C of ``x_t``.
@@ -163,6 +174,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
             with torch.no_grad():
                 # f' bias 1 so early training keeps memory (Jozefowicz et al., 2015; the release adds 1)
                 shift.zero_()[5 * Hc : 6 * Hc] = 1.0
+        # the kernels channels-last too, as the convolutions read them (otherwise each call reorders them);
+        # Module.to documents memory_format, torch's type stubs lack it
+        self.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
 
     def init_state(self, x_t: Tensor) -> Eidetic3DLSTMState:
         """Zero state for ``x_t`` ``(B, C, w, H, W)``; the history is one zero cell state (as the release)."""
@@ -188,7 +202,8 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
         return self._step(x_t, state, memory)
 
     def _conv(self, conv: nn.Conv3d, x: Tensor) -> Tensor:
-        return conv(x if self._extra_pad is None else F.pad(x, self._extra_pad))
+        # a (w, k, k) kernel: TensorFlow's "same" padding, then channels-last (see _channels_last)
+        return conv(_channels_last(x if self._extra_pad is None else F.pad(x, self._extra_pad)))
 
     def _term(self, conv: nn.Conv3d, norm: nn.GroupNorm | None, prev: Tensor | None) -> Tensor | float:
         # a zero h or M adds no convolution term; with layer norm, the norm of a zero conv is its shift
@@ -214,7 +229,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
         else:
             r = gates[:, Hc : 2 * Hc]  # the recall gate sits in nn.LSTM's forget-gate rows
             recalled = self.norm_recall(state.c + _recall(torch.sigmoid(r), state.history))
-        carried = memory if memory is None or self.memory_proj is None else self.memory_proj(memory)
+        carried = (
+            memory if memory is None or self.memory_proj is None else self.memory_proj(_channels_last(memory))
+        )
         # the gate arithmetic in two fused functions (compiled where it helps, docs/e3d_lstm.md): c, m and
         # [C_t, M_t] (B, 2*Hc, w, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
         c, m, cm = _fusion.dual_memory(
@@ -227,7 +244,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
             eager=state is None or memory is None,
         )
         o_term = self._conv(self.output_conv, cm)
-        h = _fusion.output_gate(gates[:, 3 * Hc :], o_term, self.fuse_conv(cm))  # o: rows 3*Hc..4*Hc
+        h = _fusion.output_gate(
+            gates[:, 3 * Hc :], o_term, self.fuse_conv(_channels_last(cm))
+        )  # o: rows 3*Hc..4*Hc
         history = torch.zeros_like(c) if state is None else state.history
         history = torch.cat([history, c], dim=2)  # (B, Hc, (n+1)*w, H, W), oldest first
         if self.recall_window is not None:
