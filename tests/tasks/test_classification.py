@@ -260,6 +260,43 @@ def test_predict_rows_name_the_video_files_of_a_data_module(tmp_path: Path) -> N
     assert all(row["top3_class"] in task.class_names for row in rows)  # the folders' names
 
 
+def _rows(tmp_path: Path, version: int) -> list[dict[str, str]]:
+    return list(
+        csv.DictReader((tmp_path / "lightning_logs" / f"version_{version}" / "predictions.csv").open())
+    )
+
+
+def test_a_skipped_video_keeps_its_row_with_empty_predictions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a video found corrupt in a DataLoader worker: the worker serves the next video in its place, and
+    # the main process, which writes predictions.csv, must still learn which row that was
+    for number in range(6):
+        folder = tmp_path / "videos" / "only" / f"clip_{number}"
+        folder.mkdir(parents=True)
+        for frame in range(2):
+            Image.new("RGB", (6, 6), (40 * number, 100 * frame, 7 * number)).save(folder / f"f{frame}.png")
+    settings = dict(
+        num_frames=2, resize=None, crop_size=None, val_fraction=0.0, test_fraction=0.5, batch_size=2
+    )
+    task = VideoClassificationTask(_MeanLinear(channels=3, num_classes=2), class_names=["a", "b"])
+    data = VideoDataModule(str(tmp_path / "videos"), **settings)  # type: ignore[arg-type]
+    _trainer(tmp_path).predict(task, datamodule=data)
+    clean = _rows(tmp_path, 0)
+    assert data.splits is not None and len(clean) == 3
+    bad = data.splits.test[1].path
+    (bad / "f1.png").write_bytes(b"not a picture")
+    data = VideoDataModule(str(tmp_path / "videos"), num_workers=1, on_corrupt="skip", **settings)  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="lstmvision"):
+        _trainer(tmp_path).predict(task, datamodule=data)
+    rows = _rows(tmp_path, 1)
+    assert [row["video"] for row in rows] == [row["video"] for row in clean] and rows[1]["video"] == str(bad)
+    assert rows[0] == clean[0] and rows[2] == clean[2], "the other videos keep their own predictions"
+    assert rows[1]["index"] == "1" and set(list(rows[1].values())[2:]) == {""}, rows[1]
+    assert "1 unusable video(s) skipped (on_corrupt: skip) have empty prediction cells" in caplog.text
+    assert str(bad) in caplog.text
+
+
 def test_label_smoothing_changes_the_loss_as_cross_entropy_says() -> None:
     clips, labels = _data(6)
     task = VideoClassificationTask(_MeanLinear(), label_smoothing=0.2)

@@ -10,8 +10,9 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.data import SkippedSamples, SkipsUnusable
 from lstmvision.models import ConvLSTMPredictor
 from lstmvision.tasks import ScheduledSampling, VideoPredictionTask
 
@@ -118,6 +119,35 @@ def test_predict_forecasts_the_requested_horizon(tmp_path, capsys: pytest.Captur
     torch.testing.assert_close(
         saved["predictions"].float() / 255, torch.cat(out), rtol=0, atol=0.5 / 255 + 1e-6
     )
+    assert saved["skipped"].dtype == torch.int64 and saved["skipped"].tolist() == []
+
+
+class _SkippingClips(SkipsUnusable, Dataset[torch.Tensor]):
+    """Clips of which those in ``bad`` are unusable: served by the next clip, as the readers do."""
+
+    def __init__(self, clips: torch.Tensor, bad: set[int]) -> None:
+        self.clips, self.bad = clips, bad
+        self._skips = SkippedSamples(len(clips))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        while index in self.bad:
+            self._skips.add(index)
+            index += 1
+        return self.clips[index]
+
+
+def test_predictions_list_the_clips_skipped_in_a_worker(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    clips = _moving_squares(4)[:, :3]
+    loader = DataLoader(_SkippingClips(clips, {1}), batch_size=2, num_workers=1)
+    with caplog.at_level("WARNING", logger="lstmvision"):
+        out = _trainer(tmp_path).predict(_task(predict_future=2), dataloaders=loader)
+    saved = torch.load(tmp_path / "lightning_logs" / "version_0" / "predictions.pt", weights_only=True)
+    assert saved["skipped"].tolist() == [1]
+    torch.testing.assert_close(out[0][1], out[1][0])  # row 1 is clip 2's forecast, as the list says
+    assert "1 unusable clip(s) skipped (on_corrupt: skip)" in caplog.text
 
 
 def test_task_refuses_a_model_that_is_not_a_predictor() -> None:

@@ -94,6 +94,7 @@ from lstmvision.data.layouts import (
     scan_kth_frames,
     sequence_starts,
 )
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable
 from lstmvision.text import Vocabulary, encode_captions, tokenize
 
 __all__ = [
@@ -141,6 +142,8 @@ __all__ = [
     "MultiViewFeaturesDataModule",
     "MultiViewSample",
     "MultiViewVideoDataModule",
+    "SkippedSamples",
+    "SkipsUnusable",
     "VideoClips",
     "VideoDataModule",
     "VideoSample",

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics, fp32
 from lstmvision.tasks.base import Interval, Task
-from lstmvision.tasks.outputs import announce, gather_on_rank_zero, predicted_sample_names
+from lstmvision.tasks.outputs import announce, gather_on_rank_zero, predicted_sample_names, skipped_rows
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
@@ -484,6 +484,7 @@ class VideoClassificationTask(Task):
         out = self.run_folder()
         # every process's predictions, in the order of the set, reach rank 0, which alone writes them
         gathered = gather_on_rank_zero(self._trainer, self._predictions)
+        skipped = set(skipped_rows(self._trainer))  # a collective too
         if out is None or not gathered or not self.trainer.is_global_zero:
             return
         out.mkdir(parents=True, exist_ok=True)
@@ -498,9 +499,20 @@ class VideoClassificationTask(Task):
             header = ["index", "video", "class_index", "class_name", "probability"]
             writer.writerow(header + [f"top{r}_{key}" for r in ranks for key in ("class", "probability")])
             for index, (name, top, prob) in enumerate(zip(names, classes, probabilities)):
+                if index in skipped:  # what the loader served here was the next usable video
+                    writer.writerow([index, name] + [""] * (len(header) - 2 + 2 * len(top)))
+                    continue
                 row = [index, name, top[0], self.class_names[top[0]], f"{prob[0]:.6f}"]
                 for cls, p in zip(top, prob):
                     row += [self.class_names[cls], f"{p:.6f}"]
                 writer.writerow(row)
-        log.info("%d predictions written to %s", len(classes), path)
+        if skipped:
+            log.warning(
+                "%d unusable video(s) skipped (on_corrupt: skip) have empty prediction cells in %s, "
+                "the first: %s",
+                len(skipped),
+                path,
+                names[min(skipped)],
+            )
+        log.info("%d predictions written to %s", len(classes) - len(skipped), path)
         announce("predictions", path)

@@ -64,6 +64,26 @@ def _predict_datasets(trainer: Any) -> list[Any]:
     return [getattr(loader, "dataset", None) for loader in listed]
 
 
+def skipped_rows(trainer: Any) -> list[int]:
+    """The rows of the predictions (positions in the predict sets, in order) whose sample was unusable
+    and skipped (``on_corrupt: skip``): each holds the prediction of the next usable sample instead.
+
+    On rank 0 the union over every process, which is why this is a collective (every rank must call
+    it); other ranks get their own rows. The data sets record skips in memory shared with their
+    DataLoader workers (``lstmvision.data.skips``)."""
+    rows: list[int] = []
+    offset = 0
+    for dataset in _predict_datasets(trainer):
+        indices = getattr(dataset, "skipped_indices", None)
+        if callable(indices):
+            rows.extend(offset + index for index in indices())
+        try:
+            offset += len(dataset)
+        except TypeError:  # an iterable data set ends the numbered ones (predicted_sample_names)
+            break
+    return sorted(set(gather_on_rank_zero(trainer, rows)))
+
+
 def _sample_name(dataset: Any, index: int) -> str | None:
     """The file (or frame folder) item ``index`` of ``dataset`` reads, where the data set says so."""
     samples = getattr(dataset, "samples", None)
@@ -92,8 +112,8 @@ def predicted_sample_names(trainer: Any, count: int) -> list[str]:
     for loaders given to ``Trainer.predict`` directly, ``.../<loader>/<index>`` with several), the same
     on every run with the same data settings. The predict loaders read their sets in order on one
     process and in rank-ordered contiguous blocks under DDP, so the ``i``-th prediction is item ``i``
-    of the set. With ``on_corrupt: skip`` a skipped video's row holds the prediction of the next
-    usable one under the skipped video's name (the data module's warning names the skipped file).
+    of the set. A sample skipped under ``on_corrupt: skip`` keeps its row and name; :func:`skipped_rows`
+    says which rows those are.
     """
     split = "test" if getattr(trainer, "datamodule", None) is not None else "predict"
     datasets = _predict_datasets(trainer)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
 from lstmvision.tasks.base import Interval, Task
 from lstmvision.tasks.compiling import compile_time_step
-from lstmvision.tasks.outputs import announce, gather_on_rank_zero
+from lstmvision.tasks.outputs import announce, gather_on_rank_zero, skipped_rows
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.tasks.schedules import SamplingSchedule, ScheduledSampling
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
@@ -58,7 +58,8 @@ class VideoPredictionTask(Task):
     the copy-last-frame baseline on the same clips, and writes ``metrics.json``,
     ``per_frame_metrics.png``, ``predictions.gif`` and optionally PNG frames into the run directory.
     ``predict`` forecasts ``predict_future`` frames of every clip from its first ``input_length`` ones,
-    writes them as ``predictions.pt`` (``{"predictions": uint8 (N, future, C, H, W)}``, levels 0-255)
+    writes them as ``predictions.pt`` (``{"predictions": uint8 (N, future, C, H, W)}``, levels 0-255, and
+    ``"skipped"``: int64 indices of clips skipped as unusable, whose rows forecast the next usable clip)
     and prints its path. ``val/mse`` picks the best checkpoint.
 
     Args:
@@ -350,13 +351,28 @@ class VideoPredictionTask(Task):
         out = self.run_folder()
         # every process's forecasts, in the order of the set, reach rank 0, which alone writes them
         gathered = gather_on_rank_zero(self._trainer, self._predictions)
+        skipped = skipped_rows(self._trainer)  # a collective too
         if out is None or not gathered or not self.trainer.is_global_zero:
             return
         out.mkdir(parents=True, exist_ok=True)
         predictions = torch.cat(gathered)
-        # uint8 like the public Moving MNIST files: 4x smaller than float32, exact to 1/255
+        # uint8 like the public Moving MNIST files: 4x smaller than float32, exact to 1/255; "skipped":
+        # the clips found unusable (on_corrupt: skip), whose rows forecast the next usable clip instead
         path = out / "predictions.pt"
-        torch.save({"predictions": (predictions * 255).round().to(torch.uint8)}, path)
+        torch.save(
+            {
+                "predictions": (predictions * 255).round().to(torch.uint8),
+                "skipped": torch.tensor(skipped, dtype=torch.int64),
+            },
+            path,
+        )
+        if skipped:
+            log.warning(
+                "%d unusable clip(s) skipped (on_corrupt: skip); their rows of %s forecast the next usable "
+                "clip, listed under 'skipped'",
+                len(skipped),
+                path,
+            )
         log.info("%d forecasts written to %s", len(predictions), path)
         announce("predictions", path)
 

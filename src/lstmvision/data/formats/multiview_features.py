@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from lstmvision.data.io.multiview_clips import BadSampleError, usable_item
 from lstmvision.data.io.sampling import uniform_frame_indices
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable
 
 __all__ = ["FeatureEntry", "Features", "MultiViewFeatures", "attribute_text", "collate_features"]
 
@@ -64,7 +65,7 @@ def collate_features(batch: Sequence[tuple[Features, Tensor]]) -> tuple[Features
     return tuple(torch.stack([f[v] for f, _ in batch]) for v in range(views)), labels  # V x (B, T, D_v)
 
 
-class MultiViewFeatures(Dataset[tuple[Features, Tensor]]):
+class MultiViewFeatures(SkipsUnusable, Dataset[tuple[Features, Tensor]]):
     """Per-view feature sequences of the samples ``entries`` of one HDF5 file.
 
     The file is opened on first use in each process (h5py handles are not picklable, and a handle
@@ -92,12 +93,8 @@ class MultiViewFeatures(Dataset[tuple[Features, Tensor]]):
         self.num_frames, self.on_corrupt = num_frames, on_corrupt
         self._file: h5py.File | None = None
         self._pid = -1
-        self._bad: set[int] = set()
-
-    @property
-    def skipped(self) -> int:
-        """Samples found unreadable so far (``on_corrupt="skip"``) in this process."""
-        return len(self._bad)
+        # samples found unreadable ("skip" mode), shared with the DataLoader workers
+        self._skips = SkippedSamples(len(self.entries)) if on_corrupt == "skip" else None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -117,9 +114,7 @@ class MultiViewFeatures(Dataset[tuple[Features, Tensor]]):
         return self._file
 
     def __getitem__(self, index: int) -> tuple[Features, Tensor]:
-        return usable_item(
-            index, len(self.entries), self.on_corrupt, self._bad, lambda i: self._item(self.entries[i])
-        )
+        return usable_item(index, len(self.entries), self._skips, lambda i: self._item(self.entries[i]))
 
     def _item(self, entry: FeatureEntry) -> tuple[Features, Tensor]:
         handle = self._handle()

@@ -30,6 +30,7 @@ from lstmvision.data.io.reading import (
 )
 from lstmvision.data.io.sampling import ShortClips, clip_indices, clip_span, random_start, uniform_starts
 from lstmvision.data.io.transforms import ClipTransform
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable
 
 __all__ = ["VideoClips", "VideoSample"]
 
@@ -43,7 +44,7 @@ class VideoSample(NamedTuple):
     label: int
 
 
-class VideoClips(Dataset[tuple[Tensor, Tensor]]):
+class VideoClips(SkipsUnusable, Dataset[tuple[Tensor, Tensor]]):
     """Clips of ``num_frames`` frames, ``frame_stride`` apart, from videos with a class label.
 
     Item ``i`` is a clip of video ``i``. In training (``train=True``) its start is drawn uniformly from
@@ -69,7 +70,8 @@ class VideoClips(Dataset[tuple[Tensor, Tensor]]):
         on_corrupt: a video that cannot be decoded (or is rejected as short) raises a ``ValueError``
             naming it (``"raise"``), or (``"skip"``) is logged as a warning, counted in
             :attr:`skipped` and replaced by the next usable video (by index, wrapping around), so an
-            epoch never stops; bad videos are remembered and not decoded again in this process.
+            epoch never stops; bad videos are remembered (:meth:`skipped_indices`) and not decoded again
+            by any process reading the set, DataLoader workers included.
 
     Shape:
         item: ``(clip, label)``; clip ``float32 (T, C, H, W)`` in [0, 1], or ``(K, T, C, H, W)`` with
@@ -111,13 +113,8 @@ class VideoClips(Dataset[tuple[Tensor, Tensor]]):
         )
         self._lengths: dict[Path, int] = {}  # video -> frame count (a hint until decoding corrects it)
         self._frame_lists: dict[Path, list[Path]] = {}  # frame folder -> its frame files
-        self._bad: set[Path] = set()  # videos found unusable by this process ("skip" mode)
-
-    @property
-    def skipped(self) -> int:
-        """Videos this process found unusable and skipped (``on_corrupt="skip"``); each counts once.
-        DataLoader workers keep their own count."""
-        return len(self._bad)
+        # videos found unusable ("skip" mode), shared with the DataLoader workers
+        self._skips = SkippedSamples(len(self.samples)) if on_corrupt == "skip" else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -180,7 +177,8 @@ class VideoClips(Dataset[tuple[Tensor, Tensor]]):
         n = len(self.samples)
         if not -n <= index < n:
             raise IndexError(f"video index {index} out of range for {n} videos")
-        if self.on_corrupt == "raise":
+        skips = self._skips
+        if skips is None:  # on_corrupt="raise"
             try:
                 return self._item(self.samples[index])
             except BadVideoError as exc:
@@ -190,14 +188,11 @@ class VideoClips(Dataset[tuple[Tensor, Tensor]]):
         # "skip": try index, index + 1, ... so the replacement depends only on which videos are bad.
         for offset in range(n):
             candidate = (index + offset) % n
-            sample = self.samples[candidate]
-            if sample.path in self._bad:
+            if candidate in skips:
                 continue
             try:
-                return self._item(sample)
+                return self._item(self.samples[candidate])
             except BadVideoError as exc:
-                self._bad.add(sample.path)
-                logger.warning(
-                    "%s; video skipped, %d unusable video(s) met so far in this process", exc, len(self._bad)
-                )
+                skips.add(candidate)
+                logger.warning("%s; video skipped, %d unusable video(s) met so far", exc, len(skips))
         raise RuntimeError(f"every one of the {n} videos is unusable (corrupt, empty or rejected as short)")

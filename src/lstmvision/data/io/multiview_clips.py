@@ -23,6 +23,7 @@ from lstmvision.data.io.sampling import (
     uniform_starts,
 )
 from lstmvision.data.io.transforms import ClipTransform
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable
 
 __all__ = ["BadSampleError", "MultiViewClips", "MultiViewSample", "Sampling", "usable_item"]
 
@@ -50,27 +51,27 @@ class BadSampleError(ValueError):
 _Item = TypeVar("_Item")
 
 
-def usable_item(index: int, n: int, on_corrupt: str, bad: set[int], item: Callable[[int], _Item]) -> _Item:
-    """``item(index)``; with ``on_corrupt="skip"`` an unusable sample is reported once (a warning naming
-    it), remembered in ``bad`` and replaced by the next usable one."""
+def usable_item(index: int, n: int, skips: SkippedSamples | None, item: Callable[[int], _Item]) -> _Item:
+    """``item(index)``; with a record of skips (``on_corrupt="skip"``) an unusable sample is reported once
+    (a warning naming it), flagged in ``skips`` and replaced by the next usable one."""
     if not -n <= index < n:
         raise IndexError(f"sample index {index} out of range for {n} samples")
     index %= n
-    if on_corrupt == "raise":
+    if skips is None:  # on_corrupt="raise"
         return item(index)
     for offset in range(n):
         candidate = (index + offset) % n
-        if candidate in bad:
+        if candidate in skips:
             continue
         try:
             return item(candidate)
         except BadSampleError as exc:
-            bad.add(candidate)
-            logger.warning("%s; sample skipped, %d unusable sample(s) met so far", exc, len(bad))
+            skips.add(candidate)
+            logger.warning("%s; sample skipped, %d unusable sample(s) met so far", exc, len(skips))
     raise RuntimeError(f"every one of the {n} multi-view samples is unusable")
 
 
-class MultiViewClips(Dataset[tuple[Tensor, Tensor]]):
+class MultiViewClips(SkipsUnusable, Dataset[tuple[Tensor, Tensor]]):
     """Clips of ``num_frames`` frames of every view of a sample, read at the same frame indices.
 
     ``sampling="window"``: frames ``frame_stride`` apart, starting at a random start in training
@@ -127,12 +128,8 @@ class MultiViewClips(Dataset[tuple[Tensor, Tensor]]):
         self.synchronised, self.on_corrupt = synchronised, on_corrupt
         self.transform = ClipTransform(resize=resize, grayscale=grayscale)
         self._lengths: dict[Path, int] = {}  # frame count per file (a hint until decoding corrects it)
-        self._bad: set[int] = set()
-
-    @property
-    def skipped(self) -> int:
-        """Samples this process found unusable and skipped (``on_corrupt="skip"``); each counts once."""
-        return len(self._bad)
+        # samples found unusable ("skip" mode), shared with the DataLoader workers
+        self._skips = SkippedSamples(len(self.samples)) if on_corrupt == "skip" else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -208,6 +205,4 @@ class MultiViewClips(Dataset[tuple[Tensor, Tensor]]):
         return torch.stack(clips), torch.tensor(sample.label, dtype=torch.int64)  # (V, T, C, H, W)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return usable_item(
-            index, len(self.samples), self.on_corrupt, self._bad, lambda i: self._item(self.samples[i])
-        )
+        return usable_item(index, len(self.samples), self._skips, lambda i: self._item(self.samples[i]))

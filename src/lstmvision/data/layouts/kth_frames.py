@@ -26,6 +26,7 @@ from lstmvision.data.layouts.kth import (
     scan_kth_frames,
     sequence_starts,
 )
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable
 
 __all__ = ["KTHFrames"]
 
@@ -64,7 +65,7 @@ def _decode_frame(path: Path, image_size: int) -> np.ndarray:
     return np.asarray(gray)
 
 
-class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+class KTHFrames(SkipsUnusable, Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Fixed sequences of KTH frames with their action label.
 
     The folders of ``persons`` are listed once (:func:`scan_kth_frames`); each is cut into sequences
@@ -91,7 +92,9 @@ class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         on_corrupt: what a frame that cannot be decoded does: ``"raise"`` a ``ValueError`` naming it,
             or ``"skip"``: the sequence holding it is replaced by the next sequence (by index, wrapping
             around) that decodes, and a warning names the file and counts the corrupt files this
-            process has met. Known-bad files are remembered, so they are not decoded twice.
+            process has met. Known-bad files are remembered, so they are not decoded twice; the skipped
+            sequences are counted in :attr:`skipped` and listed by :meth:`skipped_indices`, for every
+            process reading the set.
 
     Shape:
         item: ``(clip, label)``: clip ``float32 (seq_length, 1, image_size, image_size)`` in [0, 1],
@@ -122,6 +125,7 @@ class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.videos: list[KTHVideo] = []
         self.index: list[tuple[int, int]] = []  # sequence -> (position in self.videos, first frame)
         self._corrupt: set[Path] = set()  # files found undecodable by this process ("skip" mode)
+        self._skips: SkippedSamples | None = None  # sequences skipped, shared with DataLoader workers
 
         scanned = scan_kth_frames(self.root, persons=self.persons, actions=actions)
         skipped: list[str] = []
@@ -150,6 +154,8 @@ class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 f"{self.root}: no sequence of seq_length={seq_length} consecutive frames in any of the "
                 f"{len(scanned)} video folders of persons {list(self.persons)}"
             )
+        if on_corrupt == "skip":
+            self._skips = SkippedSamples(len(self.index))
         logger.info(
             "KTH %s: %d sequences of %d frames from %d videos of persons %s",
             self.root,
@@ -158,12 +164,6 @@ class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             len(self.videos),
             list(self.persons),
         )
-
-    @property
-    def skipped(self) -> int:
-        """Corrupt frame files this process has met and skipped (``on_corrupt="skip"``); each counts once.
-        DataLoader workers keep their own count."""
-        return len(self._corrupt)
 
     def stride_of(self, action: str) -> int:
         """Frames between consecutive sequence starts in a video of ``action``."""
@@ -189,20 +189,25 @@ class KTHFrames(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         video, start = self.locate(index)
         frames = video.frames[start : start + self.seq_length]
-        if self.on_corrupt == "raise":
+        skips = self._skips
+        if skips is None:  # on_corrupt="raise"
             return self._clip(frames), torch.tensor(video.label, dtype=torch.int64)
         # "skip": try index, index + 1, ... so the replacement depends only on which files are bad.
         n = len(self)
         for offset in range(n):
             candidate = (index + offset) % n
+            if candidate in skips:
+                continue
             video, start = self.locate(candidate)
             frames = video.frames[start : start + self.seq_length]
-            if self._corrupt.intersection(frames):
+            if self._corrupt.intersection(frames):  # a file another sequence found corrupt
+                skips.add(candidate)
                 continue
             try:
                 clip = self._clip(frames)
             except _CorruptFrameError as exc:
                 self._corrupt.add(exc.path or frames[0])
+                skips.add(candidate)
                 logger.warning(
                     "%s; sequence %d skipped, %d corrupt file(s) met so far in this process",
                     exc,

@@ -1,0 +1,60 @@
+"""Which samples of a data set were found unusable (``on_corrupt: skip``), seen by every process reading it.
+
+A data set that skips an unusable sample serves the next usable one in its place, and logs a warning in
+the process that found it. The record is a shared-memory flag per sample, so the DataLoader workers that
+find the bad samples and the main process that writes the predictions read the same flags: a prediction
+written under a skipped sample's name can be marked as not being that sample's (``predictions.csv``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SkippedSamples", "SkipsUnusable"]
+
+
+class SkippedSamples:
+    """One flag per sample of a data set of ``size`` samples, shared with the processes it is pickled to.
+
+    ``index in skips``, ``skips.add(index)``, ``len(skips)`` (samples flagged), :meth:`indices`. The flags
+    live in shared memory: DataLoader workers, forked or spawned, receive the data set through torch's
+    multiprocessing, which passes shared tensors by reference, so a flag set in a worker is seen by the
+    main process. (A plain ``pickle``/``copy.deepcopy`` copies the flags instead.)
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"SkippedSamples needs a data set of at least one sample, got size {size}")
+        self._flags = torch.zeros(size, dtype=torch.bool).share_memory_()
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and bool(self._flags[index])
+
+    def add(self, index: int) -> None:
+        """Flag sample ``index`` as unusable."""
+        self._flags[index] = True
+
+    def __len__(self) -> int:
+        return int(self._flags.sum())
+
+    def indices(self) -> list[int]:
+        """The flagged samples, in increasing order."""
+        return self._flags.nonzero().flatten().tolist()
+
+
+class SkipsUnusable:
+    """Mixin of the data sets with ``on_corrupt``: ``self._skips`` is a :class:`SkippedSamples` in
+    ``"skip"`` mode, else None."""
+
+    _skips: SkippedSamples | None
+
+    @property
+    def skipped(self) -> int:
+        """Samples found unusable and skipped so far (``on_corrupt="skip"``) by any process reading this
+        data set, its DataLoader workers included; each counts once."""
+        return 0 if self._skips is None else len(self._skips)
+
+    def skipped_indices(self) -> list[int]:
+        """The samples found unusable so far, in increasing order: item ``i`` of them served the next
+        usable sample instead (empty with ``on_corrupt="raise"``)."""
+        return [] if self._skips is None else self._skips.indices()
