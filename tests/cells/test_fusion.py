@@ -163,14 +163,30 @@ def test_switch_and_context_manager() -> None:
         set_gate_fusion(1)  # type: ignore[arg-type]
 
 
-def test_memory_format_per_precision_and_width() -> None:
+@pytest.mark.parametrize("amx", [True, False])
+def test_memory_format_per_precision_width_and_cpu(monkeypatch: pytest.MonkeyPatch, amx: bool) -> None:
+    monkeypatch.setattr(_fusion, "_nchw_cpu", lambda: amx)
     x = torch.zeros(1, 128, 4, 4)
     assert _fusion.channels_last_conv(64, x), "fp32 up to 64 channels: channels-last"
-    assert not _fusion.channels_last_conv(128, x), "fp32 at >= 128 channels: NCHW"
+    # fp32 at >= 128 channels: NCHW on a CPU with AMX, channels-last on one without
+    assert _fusion.channels_last_conv(128, x) is not amx
     assert _fusion.channels_last_conv(128, x.bfloat16())
     with torch.autocast("cpu", torch.bfloat16):
         assert _fusion.channels_last_conv(128, x)
-    assert _fusion.conv_layout(128, x.contiguous(memory_format=torch.channels_last)).is_contiguous()
+    nchw = _fusion.conv_layout(128, x.contiguous(memory_format=torch.channels_last)).is_contiguous()
+    assert nchw is amx
+
+
+def test_the_nchw_exception_follows_the_cpus_amx_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda s=supported: s)
+        _fusion._nchw_cpu.cache_clear()
+        assert _fusion._nchw_cpu() is supported
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    _fusion._nchw_cpu.cache_clear()
+    assert _fusion._nchw_cpu() is False, "a torch without the check: channels-last everywhere"
+    monkeypatch.undo()
+    _fusion._nchw_cpu.cache_clear()
 
 
 def test_memories_stay_float32_under_autocast() -> None:

@@ -25,6 +25,7 @@ than needing its own compilation), and nobody is scripting, tracing or already c
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -104,19 +105,31 @@ def fusion_applies(x: Tensor) -> bool:
     return True
 
 
-# fp32 CPU convolutions with at least this many input channels run NCHW (docs/convlstm.md, "Precision")
+# fp32 convolutions with at least this many input channels run NCHW on a CPU with AMX tiles
+# (docs/convlstm.md, "Precision")
 _NCHW_FROM = 128
+
+
+@functools.cache
+def _nchw_cpu() -> bool:
+    """Whether this CPU is of the kind on which fp32 NCHW convolutions measured faster from
+    ``_NCHW_FROM`` input channels: a Xeon with AMX tiles. An AVX-512 Xeon without them measured
+    channels-last faster at every width (docs/convlstm.md)."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # CPUID, as torch reads it
+    return bool(check()) if callable(check) else False
 
 
 def channels_last_conv(in_channels: int, x: Tensor) -> bool:
     """Whether a 2-D convolution with ``in_channels`` inputs should read ``x`` channels-last.
 
-    oneDNN convolves channels-last faster in bf16 at every width and in fp32 up to 64 input channels,
-    but fp32 NCHW was 1.38x faster at 128 (docs/convlstm.md); elsewhere channels-last stays.
+    oneDNN convolves channels-last faster in bf16 at every width. In fp32 it did so up to 64 input
+    channels on a CPU with AMX, where NCHW was 1.38x faster at 128, and at every width on a CPU without
+    AMX (1.16-1.35x at 128 and 256); so fp32 from 128 input channels runs NCHW where the CPU has AMX
+    (docs/convlstm.md). On CUDA channels-last stays.
     """
     if x.device.type != "cpu" or in_channels < _NCHW_FROM:
         return True
-    return x.dtype != torch.float32 or torch.is_autocast_enabled("cpu")
+    return x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or not _nchw_cpu()
 
 
 def conv_layout(in_channels: int, x: Tensor) -> Tensor:
