@@ -96,12 +96,6 @@ class E3DLSTMPredictor(RecurrentPredictor):
         w = window_length
         self.head = nn.Conv3d(num_hidden[-1], self.patch_channels, (w, 1, 1), stride=(w, 1, 1), bias=False)
 
-    @property
-    def state_grows(self) -> bool:
-        """Whether the recall history grows at every step (``recall_window=None``): a new shape at every
-        step, which ``compile: true`` does not compile (lstmvision.tasks.compiling)."""
-        return self.recall_window is None
-
     def step(
         self, fed: list[Tensor], state: list[Eidetic3DLSTMState] | None
     ) -> tuple[Tensor, list[Eidetic3DLSTMState]]:

@@ -92,7 +92,7 @@ class VideoPredictionTask(Task):
         compile: compile the network's time step with ``torch.compile`` once, when the trainer sets
             the task up (docs/precision.md): the first steps then wait 36-136 s on this CPU, which only
             pays off in long runs; a handful of compiled graphs serve every time step and forecast
-            horizon (an E3D-LSTM with ``recall_window: null`` stays eager: lstmvision.tasks.compiling).
+            horizon (lstmvision.tasks.compiling).
         ema_decay: evaluate (validate, test, predict) an exponential moving average of the weights
             with this constant decay in (0, 1) (the E3D-LSTM release's 0.9995), updated after every
             optimiser step and kept in the checkpoints (docs/optimisers.md, "Weight average"); None
