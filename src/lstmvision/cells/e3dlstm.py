@@ -244,9 +244,8 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
             eager=state is None or memory is None,
         )
         o_term = self._conv(self.output_conv, cm)
-        h = _fusion.output_gate(
-            gates[:, 3 * Hc :], o_term, self.fuse_conv(_channels_last(cm))
-        )  # o: rows 3*Hc..4*Hc
+        o = gates[:, 3 * Hc :]  # the output gate's rows
+        h = _fusion.output_gate(o, o_term, self.fuse_conv(_channels_last(cm)))
         history = torch.zeros_like(c) if state is None else state.history
         history = torch.cat([history, c], dim=2)  # (B, Hc, (n+1)*w, H, W), oldest first
         if self.recall_window is not None:

@@ -8,9 +8,16 @@ written under a skipped sample's name can be marked as not being that sample's (
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 
-__all__ = ["SkippedSamples", "SkipsUnusable"]
+__all__ = ["SkippedSamples", "SkipsUnusable", "usable_item"]
+
+logger = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
 
 
 class SkippedSamples:
@@ -58,3 +65,34 @@ class SkipsUnusable:
         """The samples found unusable so far, in increasing order: item ``i`` of them served the next
         usable sample instead (empty with ``on_corrupt="raise"``)."""
         return [] if self._skips is None else self._skips.indices()
+
+
+def usable_item(
+    index: int,
+    skips: SkippedSamples | None,
+    item: Callable[[int], _Item],
+    *,
+    size: int,
+    unusable: type[Exception],
+    noun: str,
+    exhausted: str,
+) -> _Item:
+    """``item(index)`` of a data set of ``size`` samples; with a record of skips (``on_corrupt="skip"``) a
+    sample whose ``item`` raises ``unusable`` is reported once (a warning naming it, counted as a
+    ``noun``), flagged in ``skips`` and replaced by the next usable one (by index, wrapping around), so
+    the replacement depends only on which samples are bad. ``RuntimeError(exhausted)`` when none is."""
+    if not -size <= index < size:
+        raise IndexError(f"{noun} index {index} out of range for {size} {noun}s")
+    index %= size
+    if skips is None:  # on_corrupt="raise"
+        return item(index)
+    for offset in range(size):
+        candidate = (index + offset) % size
+        if candidate in skips:
+            continue
+        try:
+            return item(candidate)
+        except unusable as exc:
+            skips.add(candidate)
+            logger.warning("%s; %s skipped, %d unusable %s(s) met so far", exc, noun, len(skips), noun)
+    raise RuntimeError(exhausted)

@@ -92,7 +92,6 @@ class E3DLSTMPredictor(RecurrentPredictor):
             self.patch_channels, num_hidden, filter_size, window_length, recall_window, layer_norm
         )
         self.window_length = window_length
-        self.recall_window = recall_window
         w = window_length
         self.head = nn.Conv3d(num_hidden[-1], self.patch_channels, (w, 1, 1), stride=(w, 1, 1), bias=False)
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lstmvision.data.io.multiview_clips import BadSampleError, usable_item
+from lstmvision.data.io.multiview_clips import BadSampleError, multiview_item
 from lstmvision.data.io.sampling import uniform_frame_indices
 from lstmvision.data.skips import SkippedSamples, SkipsUnusable
 
@@ -114,7 +114,7 @@ class MultiViewFeatures(SkipsUnusable, Dataset[tuple[Features, Tensor]]):
         return self._file
 
     def __getitem__(self, index: int) -> tuple[Features, Tensor]:
-        return usable_item(index, len(self.entries), self._skips, lambda i: self._item(self.entries[i]))
+        return multiview_item(index, len(self.entries), self._skips, lambda i: self._item(self.entries[i]))
 
     def _item(self, entry: FeatureEntry) -> tuple[Features, Tensor]:
         handle = self._handle()

@@ -30,7 +30,7 @@ from lstmvision.data.io.reading import (
 )
 from lstmvision.data.io.sampling import ShortClips, clip_indices, clip_span, random_start, uniform_starts
 from lstmvision.data.io.transforms import ClipTransform
-from lstmvision.data.skips import SkippedSamples, SkipsUnusable
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable, usable_item
 
 __all__ = ["VideoClips", "VideoSample"]
 
@@ -185,14 +185,12 @@ class VideoClips(SkipsUnusable, Dataset[tuple[Tensor, Tensor]]):
                 raise BadVideoError(
                     f"{exc}; `on_corrupt: skip` in the data config skips such videos"
                 ) from exc
-        # "skip": try index, index + 1, ... so the replacement depends only on which videos are bad.
-        for offset in range(n):
-            candidate = (index + offset) % n
-            if candidate in skips:
-                continue
-            try:
-                return self._item(self.samples[candidate])
-            except BadVideoError as exc:
-                skips.add(candidate)
-                logger.warning("%s; video skipped, %d unusable video(s) met so far", exc, len(skips))
-        raise RuntimeError(f"every one of the {n} videos is unusable (corrupt, empty or rejected as short)")
+        return usable_item(
+            index,
+            skips,
+            lambda i: self._item(self.samples[i]),
+            size=n,
+            unusable=BadVideoError,
+            noun="video",
+            exhausted=f"every one of the {n} videos is unusable (corrupt, empty or rejected as short)",
+        )

@@ -3,7 +3,6 @@ read at the same frame indices, and the skip-or-raise rule that the multi-view d
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple, TypeVar
@@ -23,11 +22,10 @@ from lstmvision.data.io.sampling import (
     uniform_starts,
 )
 from lstmvision.data.io.transforms import ClipTransform
-from lstmvision.data.skips import SkippedSamples, SkipsUnusable
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable, usable_item
 
-__all__ = ["BadSampleError", "MultiViewClips", "MultiViewSample", "Sampling", "usable_item"]
+__all__ = ["BadSampleError", "MultiViewClips", "MultiViewSample", "Sampling", "multiview_item"]
 
-logger = logging.getLogger(__name__)
 
 Sampling = Literal["window", "resample"]
 """How a clip's frames are chosen: a window of consecutive strided frames, or spread over the whole."""
@@ -51,24 +49,18 @@ class BadSampleError(ValueError):
 _Item = TypeVar("_Item")
 
 
-def usable_item(index: int, n: int, skips: SkippedSamples | None, item: Callable[[int], _Item]) -> _Item:
-    """``item(index)``; with a record of skips (``on_corrupt="skip"``) an unusable sample is reported once
-    (a warning naming it), flagged in ``skips`` and replaced by the next usable one."""
-    if not -n <= index < n:
-        raise IndexError(f"sample index {index} out of range for {n} samples")
-    index %= n
-    if skips is None:  # on_corrupt="raise"
-        return item(index)
-    for offset in range(n):
-        candidate = (index + offset) % n
-        if candidate in skips:
-            continue
-        try:
-            return item(candidate)
-        except BadSampleError as exc:
-            skips.add(candidate)
-            logger.warning("%s; sample skipped, %d unusable sample(s) met so far", exc, len(skips))
-    raise RuntimeError(f"every one of the {n} multi-view samples is unusable")
+def multiview_item(index: int, n: int, skips: SkippedSamples | None, item: Callable[[int], _Item]) -> _Item:
+    """``item(index)`` of ``n`` multi-view samples, skipping those that raise :class:`BadSampleError` when
+    ``skips`` is given (:func:`~lstmvision.data.skips.usable_item`)."""
+    return usable_item(
+        index,
+        skips,
+        item,
+        size=n,
+        unusable=BadSampleError,
+        noun="sample",
+        exhausted=f"every one of the {n} multi-view samples is unusable",
+    )
 
 
 class MultiViewClips(SkipsUnusable, Dataset[tuple[Tensor, Tensor]]):
@@ -205,4 +197,4 @@ class MultiViewClips(SkipsUnusable, Dataset[tuple[Tensor, Tensor]]):
         return torch.stack(clips), torch.tensor(sample.label, dtype=torch.int64)  # (V, T, C, H, W)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return usable_item(index, len(self.samples), self._skips, lambda i: self._item(self.samples[i]))
+        return multiview_item(index, len(self.samples), self._skips, lambda i: self._item(self.samples[i]))
