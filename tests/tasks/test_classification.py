@@ -266,19 +266,22 @@ def _rows(tmp_path: Path, version: int) -> list[dict[str, str]]:
     )
 
 
-def test_a_skipped_video_keeps_its_row_with_empty_predictions(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # a video found corrupt in a DataLoader worker: the worker serves the next video in its place, and
-    # the main process, which writes predictions.csv, must still learn which row that was
+def _six_videos(tmp_path: Path) -> dict[str, object]:
+    """Six two-frame videos of one class under tmp_path/videos, and VideoDataModule settings testing 3."""
     for number in range(6):
         folder = tmp_path / "videos" / "only" / f"clip_{number}"
         folder.mkdir(parents=True)
         for frame in range(2):
             Image.new("RGB", (6, 6), (40 * number, 100 * frame, 7 * number)).save(folder / f"f{frame}.png")
-    settings = dict(
-        num_frames=2, resize=None, crop_size=None, val_fraction=0.0, test_fraction=0.5, batch_size=2
-    )
+    return dict(num_frames=2, resize=None, crop_size=None, val_fraction=0.0, test_fraction=0.5, batch_size=2)
+
+
+def test_a_skipped_video_keeps_its_row_with_empty_predictions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a video found corrupt in a DataLoader worker: the worker serves the next video in its place, and
+    # the main process, which writes predictions.csv, must still learn which row that was
+    settings = _six_videos(tmp_path)
     task = VideoClassificationTask(_MeanLinear(channels=3, num_classes=2), class_names=["a", "b"])
     data = VideoDataModule(str(tmp_path / "videos"), **settings)  # type: ignore[arg-type]
     _trainer(tmp_path).predict(task, datamodule=data)
@@ -295,6 +298,29 @@ def test_a_skipped_video_keeps_its_row_with_empty_predictions(
     assert rows[1]["index"] == "1" and set(list(rows[1].values())[2:]) == {""}, rows[1]
     assert "1 unusable video(s) skipped (on_corrupt: skip) have empty prediction cells" in caplog.text
     assert str(bad) in caplog.text
+
+
+def test_a_skipped_video_is_left_out_of_the_test_metrics(tmp_path: Path) -> None:
+    # the row served in place of a corrupt video is the next video again: counting it would count that
+    # video twice
+    settings = _six_videos(tmp_path)
+    task = VideoClassificationTask(_MeanLinear(channels=3, num_classes=2), class_names=["a", "b"])
+    data = VideoDataModule(str(tmp_path / "videos"), **settings)  # type: ignore[arg-type]
+    _trainer(tmp_path).predict(task, datamodule=data)
+    _trainer(tmp_path).test(task, datamodule=data)
+    clean = json.loads((tmp_path / "lightning_logs" / "version_1" / "metrics.json").read_text())
+    assert clean["count"] == 3 and clean["skipped"] == 0
+    bad_class = int(_rows(tmp_path, 0)[1]["class_index"])  # the prediction for the video made corrupt
+    assert data.splits is not None
+    (data.splits.test[1].path / "f1.png").write_bytes(b"not a picture")
+    data = VideoDataModule(str(tmp_path / "videos"), num_workers=1, on_corrupt="skip", **settings)  # type: ignore[arg-type]
+    _trainer(tmp_path).test(task, datamodule=data)
+    result = json.loads((tmp_path / "lightning_logs" / "version_2" / "metrics.json").read_text())
+    assert result["count"] == 2 and result["skipped"] == 1
+    expected = [row[:] for row in clean["confusion_matrix"]]
+    expected[0][bad_class] -= 1  # the corrupt video's own prediction is gone, the others count once
+    assert result["confusion_matrix"] == expected
+    assert result["accuracy"] == pytest.approx(expected[0][0] / 2)
 
 
 def test_label_smoothing_changes_the_loss_as_cross_entropy_says() -> None:

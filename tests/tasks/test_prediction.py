@@ -150,6 +150,29 @@ def test_predictions_list_the_clips_skipped_in_a_worker(tmp_path, caplog: pytest
     assert "1 unusable clip(s) skipped (on_corrupt: skip)" in caplog.text
 
 
+def test_a_skipped_clip_is_left_out_of_the_test_metrics(tmp_path) -> None:
+    # row 1 repeats clip 2: the metrics must be those of clips 0, 2 and 3, each counted once
+    clips, task = _moving_squares(4), _task()
+    clips[2] *= 0.5  # a fainter square: counting clip 2 twice moves every figure
+    loaders = [
+        DataLoader(_SkippingClips(clips, {1}), batch_size=2, num_workers=1),
+        DataLoader(clips[[0, 2, 3]], batch_size=2),
+        DataLoader(clips[[0, 2, 2, 3]], batch_size=2),  # what counting the served row measured
+    ]
+    for loader in loaders:
+        _trainer(tmp_path).test(task, dataloaders=loader)
+    skipping, usable, twice = (
+        json.loads((tmp_path / "lightning_logs" / f"version_{v}" / "metrics.json").read_text())
+        for v in range(3)
+    )
+    assert (skipping["num_sequences"], skipping["skipped"]) == (3, 1)
+    assert (usable["num_sequences"], usable["skipped"]) == (3, 0)
+    for series in ("model", "copy_last_frame"):
+        assert skipping[series] == pytest.approx(usable[series], rel=1e-6), series
+    assert skipping["model"]["mse"] != pytest.approx(twice["model"]["mse"], rel=0.05)
+    assert skipping["copy_last_frame"]["mse"] != pytest.approx(twice["copy_last_frame"]["mse"], rel=0.05)
+
+
 def test_task_refuses_a_model_that_is_not_a_predictor() -> None:
     with pytest.raises(ValueError, match="needs a predictor model with 'input_length'"):
         VideoPredictionTask(torch.nn.Linear(2, 2))

@@ -48,6 +48,10 @@ class SkippedSamples:
         """The flagged samples, in increasing order."""
         return self._flags.nonzero().flatten().tolist()
 
+    def between(self, start: int, stop: int) -> torch.Tensor:
+        """A copy of the flags of samples ``start`` to ``stop - 1`` (bool, one per sample)."""
+        return self._flags[start:stop].clone()
+
 
 class SkipsUnusable:
     """Mixin of the data sets with ``on_corrupt``: ``self._skips`` is a :class:`SkippedSamples` in
@@ -65,6 +69,11 @@ class SkipsUnusable:
         """The samples found unusable so far, in increasing order: item ``i`` of them served the next
         usable sample instead (empty with ``on_corrupt="raise"``)."""
         return [] if self._skips is None else self._skips.indices()
+
+    def skipped_between(self, start: int, stop: int) -> torch.Tensor | None:
+        """Bool flags of samples ``start`` to ``stop - 1``, True for those found unusable so far, whose
+        items were the next usable sample; None with ``on_corrupt="raise"``."""
+        return None if self._skips is None else self._skips.between(start, stop)
 
 
 def usable_item(

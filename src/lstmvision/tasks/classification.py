@@ -19,7 +19,13 @@ from torch import Tensor, nn
 from lstmvision.layers import observed_frames
 from lstmvision.metrics import ClassificationMetrics, fp32
 from lstmvision.tasks.base import Interval, Task
-from lstmvision.tasks.outputs import announce, gather_on_rank_zero, predicted_sample_names, skipped_rows
+from lstmvision.tasks.outputs import (
+    CountedRows,
+    announce,
+    gather_on_rank_zero,
+    predicted_sample_names,
+    skipped_rows,
+)
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.viz import plot_accuracy_vs_observed, plot_confusion_matrix
 
@@ -232,6 +238,7 @@ class VideoClassificationTask(Task):
         self._layout = _InputLayout(model)
         self._metrics = metrics
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
+        self._rows = CountedRows()
         self._clip_lengths: set[int] = set()
         self._predictions: list[tuple[Tensor, Tensor]] = []  # (top-k classes, their probabilities)
 
@@ -337,9 +344,14 @@ class VideoClassificationTask(Task):
         for metrics in self._early.values():
             metrics.reset()
         self._clip_lengths = set()
+        self._rows.start(self._trainer)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         clips, labels = self._labelled(batch)
+        # a row served in place of a video skipped as unusable repeats the next video: not counted
+        clips, labels = self._rows.counted(clips, labels)
+        if not len(labels):
+            return
         logits = self._logits(clips)
         self._metrics.update(logits, labels)
         if not self._early:
@@ -370,7 +382,7 @@ class VideoClassificationTask(Task):
         for fraction, metrics in self._early.items():
             early[fraction] = self._reduced(metrics)
             self.log(f"test/acc_observed_{_fraction_key(fraction)}", early[fraction]["accuracy"])
-        self._write_test_outputs(result, early)
+        self._write_test_outputs(result, early, self._rows.total_left_out(self._trainer))
 
     def _observed_frames_entry(self, fraction: float) -> int | list[int] | None:
         frames = sorted({observed_frames(fraction, length) for length in self._clip_lengths})
@@ -378,7 +390,9 @@ class VideoClassificationTask(Task):
             return None
         return frames[0] if len(frames) == 1 else frames
 
-    def _write_test_outputs(self, result: dict[str, Any], early: dict[float, dict[str, Any]]) -> None:
+    def _write_test_outputs(
+        self, result: dict[str, Any], early: dict[float, dict[str, Any]], skipped: int
+    ) -> None:
         out = self.run_folder()
         if out is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
@@ -387,6 +401,7 @@ class VideoClassificationTask(Task):
         topk = {f"top{k}": result[f"top{k}"] for k in self.top_k}
         summary: dict[str, Any] = {
             "count": result["count"],
+            "skipped": skipped,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "accuracy": result["accuracy"],
@@ -400,6 +415,8 @@ class VideoClassificationTask(Task):
             "per_class_count": dict(zip(self.class_names, confusion.sum(dim=1).tolist())),
             "confusion_matrix": confusion.tolist(),
             "definitions": {
+                "count": "test videos counted in the metrics",
+                "skipped": "test videos found unusable and skipped (on_corrupt: skip), not counted",
                 "accuracy": "fraction of test videos whose highest logit is the true class (top-1)",
                 "top{k}": "fraction of test videos whose true class is among the k highest logits; "
                 "ties go to the lower class index, as argmax",

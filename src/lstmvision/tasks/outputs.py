@@ -6,9 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from torch import Tensor
+
+from lstmvision.data.datamodules.sharding import UnrepeatedShardSampler
 
 
 def default_checkpoints(trainer: Any, monitor: str, mode: Literal["min", "max"]) -> list[Callback]:
@@ -82,6 +86,60 @@ def skipped_rows(trainer: Any) -> list[int]:
         except TypeError:  # an iterable data set ends the numbered ones (predicted_sample_names)
             break
     return sorted(set(gather_on_rank_zero(trainer, rows)))
+
+
+class CountedRows:
+    """Which rows of a process's test batches are their own sample's, so that the test metrics leave out
+    the rows a data set served in place of an unusable sample it skipped (``on_corrupt: skip``): such a
+    row is a copy of the next usable sample, which would otherwise count twice.
+
+    :meth:`start` at the start of a test epoch, then :meth:`own` once per test batch, in order. The test
+    loaders read their set in order, from the first item of the process's block under DDP
+    (``lstmvision.data.datamodules.sharding``); the flags of a batch's samples are final when the batch
+    arrives, since the worker that found a sample unusable flagged it before serving the replacement.
+    Only the first test loader is followed (the tasks test one).
+    """
+
+    def __init__(self) -> None:
+        self._dataset: Any = None
+        self._next = 0
+        self.left_out = 0  # rows of this process's test epoch served in place of a skipped sample
+
+    def start(self, trainer: Any) -> None:
+        """Follow ``trainer``'s (first) test loader from its first row (no loader: every row counts)."""
+        loaders = getattr(trainer, "test_dataloaders", None)
+        listed = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        loader = listed[0] if listed else None
+        sampler = getattr(loader, "sampler", None)
+        self._dataset = getattr(loader, "dataset", None)
+        self._next = sampler.start if isinstance(sampler, UnrepeatedShardSampler) else 0
+        self.left_out = 0
+
+    def own(self, count: int) -> Tensor | None:
+        """For the next ``count`` rows: None when each is its own sample's, else a bool mask, False at the
+        rows served in place of a skipped sample."""
+        first, self._next = self._next, self._next + count
+        flags = getattr(self._dataset, "skipped_between", None)
+        skipped = flags(first, first + count) if callable(flags) else None
+        if skipped is None or not bool(skipped.any()):
+            return None
+        self.left_out += int(skipped.sum())
+        return ~skipped
+
+    def counted(self, *rows: Tensor) -> tuple[Tensor, ...]:
+        """The next ``len(rows[0])`` rows of each of ``rows`` (batch-first tensors of one test batch), less
+        those served in place of a skipped sample."""
+        own = self.own(len(rows[0]))
+        return rows if own is None else tuple(row[own.to(row.device)] for row in rows)
+
+    def total_left_out(self, trainer: Any) -> int:
+        """The rows left out by every process in this test epoch (a collective under DDP); this process's
+        without a trainer."""
+        if trainer is None:
+            return self.left_out
+        count = torch.tensor(float(self.left_out), device=trainer.strategy.root_device)
+        total = trainer.strategy.reduce(count, reduce_op="sum")
+        return round(float(total))
 
 
 def _sample_name(dataset: Any, index: int) -> str | None:

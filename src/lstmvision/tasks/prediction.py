@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
 from lstmvision.tasks.base import Interval, Task
 from lstmvision.tasks.compiling import compile_time_step
-from lstmvision.tasks.outputs import announce, gather_on_rank_zero, skipped_rows
+from lstmvision.tasks.outputs import CountedRows, announce, gather_on_rank_zero, skipped_rows
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.tasks.schedules import SamplingSchedule, ScheduledSampling
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
@@ -164,6 +164,7 @@ class VideoPredictionTask(Task):
         self.save_frames = save_frames
         self.predict_future = predict_future
         self._metrics = {name: VideoMetrics() for name in _SERIES}
+        self._rows = CountedRows()
         self._shown: dict[str, list[Tensor]] = {}
         self._frames_written = 0
         self._test_dir: Path | None = None
@@ -256,6 +257,7 @@ class VideoPredictionTask(Task):
         # read once on every rank: trainer.log_dir is a broadcast under DDP, and ranks may run
         # different numbers of test batches
         self._test_dir = self.run_folder()
+        self._rows.start(self._trainer)
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         frames = self._clips(batch, "total_length")
@@ -264,8 +266,11 @@ class VideoPredictionTask(Task):
             "model": self._forecast(frames, truth.shape[1]),
             "copy_last_frame": observed[:, -1:].expand_as(truth),
         }
-        for name, pred in series.items():
-            self._metrics[name].update(pred, truth)
+        # a row served in place of a clip skipped as unusable repeats the next clip: not counted
+        counted_truth, *counted = self._rows.counted(truth, *series.values())
+        for name, pred in zip(series, counted):
+            if len(pred):
+                self._metrics[name].update(pred, counted_truth)
         self._keep_for_pictures(observed, truth, series["model"])
 
     def _keep_for_pictures(self, observed: Tensor, truth: Tensor, pred: Tensor) -> None:
@@ -301,9 +306,10 @@ class VideoPredictionTask(Task):
                 self.log(
                     f"test/{metric}" if name == "model" else f"test/{name}_{metric}", values.mean().float()
                 )
-        self._write_test_outputs(summary, curves, self._metrics["model"].count)
+        skipped = self._rows.total_left_out(self._trainer)  # a collective: before rank 0 alone writes
+        self._write_test_outputs(summary, curves, self._metrics["model"].count, skipped)
 
-    def _write_test_outputs(self, summary: dict, curves: dict, count: int) -> None:
+    def _write_test_outputs(self, summary: dict, curves: dict, count: int, skipped: int) -> None:
         out = self.run_folder()
         if out is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
@@ -311,6 +317,7 @@ class VideoPredictionTask(Task):
         ratio = summary["model"]["mse"] / max(summary["copy_last_frame"]["mse"], 1e-12)
         result = {
             "num_sequences": count,
+            "skipped": skipped,
             "input_length": self.input_length,
             "future_length": len(curves["mse"]["model"]),
             "model": summary["model"],
@@ -318,6 +325,7 @@ class VideoPredictionTask(Task):
             "mse_ratio_to_copy_last_frame": ratio,
             "per_frame": {name: {m: curves[m][name] for m in METRIC_NAMES} for name in _SERIES},
             "definitions": {
+                "skipped": "test clips skipped as unusable (on_corrupt: skip), outside num_sequences and the metrics",
                 "mse": "squared error summed over a frame's pixels, averaged over predicted frames and clips",
                 "mae": "absolute error summed over a frame's pixels, averaged over predicted frames and clips",
                 "psnr": "10 log10(1 / mean squared error of a frame), averaged",
