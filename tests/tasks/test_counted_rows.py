@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from lstmvision.data import SkippedSamples, SkipsUnusable
 from lstmvision.data.datamodules.sharding import UnrepeatedShardSampler
@@ -49,6 +50,26 @@ def test_rows_of_a_process_start_at_its_block() -> None:
     dataset = _Ten({1, 6})
     masks, left_out = _masks(DataLoader(dataset, batch_size=2, sampler=UnrepeatedShardSampler(dataset, 2, 1)))
     assert masks == [[True, False], None, None] and left_out == 1
+
+
+def test_rows_follow_an_interleaving_distributed_sampler() -> None:
+    # the sampler Lightning gives a plain test loader under DDP: process 1 of 2 reads 1, 3, 5, 7, 9
+    dataset = _Ten({3, 4})
+    sampler = DistributedSampler(dataset, num_replicas=2, rank=1, shuffle=False)
+    masks, left_out = _masks(DataLoader(dataset, batch_size=2, sampler=sampler))
+    assert masks == [[True, False], None, None] and left_out == 1
+
+
+def test_a_loader_in_no_fixed_order_counts_every_row_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    dataset = _Ten({3})
+    loader = DataLoader(dataset, batch_size=4, sampler=RandomSampler(dataset))
+    rows = CountedRows()
+    rows.start(SimpleNamespace(test_dataloaders=loader))
+    assert [rows.own(len(batch)) for batch in loader] == [None, None, None]
+    with caplog.at_level("WARNING", logger="lstmvision"):
+        assert rows.total_left_out(None) == 0
+    assert "RandomSampler reads the set in no fixed order" in caplog.text
+    assert "1 skipped sample(s)" in caplog.text
 
 
 def test_every_row_counts_without_skipping() -> None:

@@ -48,9 +48,9 @@ class SkippedSamples:
         """The flagged samples, in increasing order."""
         return self._flags.nonzero().flatten().tolist()
 
-    def between(self, start: int, stop: int) -> torch.Tensor:
-        """A copy of the flags of samples ``start`` to ``stop - 1`` (bool, one per sample)."""
-        return self._flags[start:stop].clone()
+    def among(self, indices: list[int]) -> torch.Tensor:
+        """The flags of samples ``indices``, in their order (a bool copy, one per index)."""
+        return self._flags[torch.tensor(indices, dtype=torch.int64)]
 
 
 class SkipsUnusable:
@@ -70,10 +70,10 @@ class SkipsUnusable:
         usable sample instead (empty with ``on_corrupt="raise"``)."""
         return [] if self._skips is None else self._skips.indices()
 
-    def skipped_between(self, start: int, stop: int) -> torch.Tensor | None:
-        """Bool flags of samples ``start`` to ``stop - 1``, True for those found unusable so far, whose
-        items were the next usable sample; None with ``on_corrupt="raise"``."""
-        return None if self._skips is None else self._skips.between(start, stop)
+    def skipped_among(self, indices: list[int]) -> torch.Tensor | None:
+        """Bool flags of samples ``indices``, True for those found unusable so far (their items were the
+        next usable sample); None with ``on_corrupt="raise"``."""
+        return None if self._skips is None else self._skips.among(indices)
 
 
 def usable_item(

@@ -3,6 +3,7 @@ samples it predicted, and the line that tells the person running the command whe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,8 +12,9 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
+from torch.utils.data import DistributedSampler, SequentialSampler
 
-from lstmvision.data.datamodules.sharding import UnrepeatedShardSampler
+logger = logging.getLogger(__name__)
 
 
 def default_checkpoints(trainer: Any, monitor: str, mode: Literal["min", "max"]) -> list[Callback]:
@@ -93,16 +95,20 @@ class CountedRows:
     the rows a data set served in place of an unusable sample it skipped (``on_corrupt: skip``): such a
     row is a copy of the next usable sample, which would otherwise count twice.
 
-    :meth:`start` at the start of a test epoch, then :meth:`own` once per test batch, in order. The test
-    loaders read their set in order, from the first item of the process's block under DDP
-    (``lstmvision.data.datamodules.sharding``); the flags of a batch's samples are final when the batch
-    arrives, since the worker that found a sample unusable flagged it before serving the replacement.
-    Only the first test loader is followed (the tasks test one).
+    :meth:`start` at the start of a test epoch, then :meth:`counted` (or :meth:`own`) once per test batch,
+    in order. A row's sample is known when the loader's sampler reads in a fixed order: sequential, or
+    a ``DistributedSampler`` without shuffling (the data modules' test blocks under DDP,
+    ``lstmvision.data.datamodules.sharding``, and the one Lightning gives a plain loader). The flags of a
+    batch's samples are final when the batch arrives, since the worker that found a sample unusable
+    flagged it before serving the replacement. Only the first test loader is followed (the tasks test
+    one).
     """
 
     def __init__(self) -> None:
         self._dataset: Any = None
+        self._order: list[int] | None = None  # the samples of this process's rows, in order
         self._next = 0
+        self._sampler = ""
         self.left_out = 0  # rows of this process's test epoch served in place of a skipped sample
 
     def start(self, trainer: Any) -> None:
@@ -110,17 +116,25 @@ class CountedRows:
         loaders = getattr(trainer, "test_dataloaders", None)
         listed = loaders if isinstance(loaders, (list, tuple)) else [loaders]
         loader = listed[0] if listed else None
-        sampler = getattr(loader, "sampler", None)
         self._dataset = getattr(loader, "dataset", None)
-        self._next = sampler.start if isinstance(sampler, UnrepeatedShardSampler) else 0
+        sampler = getattr(loader, "sampler", None)
+        self._order = None
+        if isinstance(sampler, SequentialSampler) or (
+            isinstance(sampler, DistributedSampler) and not sampler.shuffle
+        ):
+            self._order = list(sampler)
+        self._sampler = type(sampler).__name__
+        self._next = 0
         self.left_out = 0
 
     def own(self, count: int) -> Tensor | None:
-        """For the next ``count`` rows: None when each is its own sample's, else a bool mask, False at the
-        rows served in place of a skipped sample."""
+        """For the next ``count`` rows: None when each is its own sample's (or the order is unknown), else
+        a bool mask, False at the rows served in place of a skipped sample."""
         first, self._next = self._next, self._next + count
-        flags = getattr(self._dataset, "skipped_between", None)
-        skipped = flags(first, first + count) if callable(flags) else None
+        flags = getattr(self._dataset, "skipped_among", None)
+        if self._order is None or not callable(flags):
+            return None
+        skipped = flags(self._order[first : first + count])
         if skipped is None or not bool(skipped.any()):
             return None
         self.left_out += int(skipped.sum())
@@ -134,7 +148,16 @@ class CountedRows:
 
     def total_left_out(self, trainer: Any) -> int:
         """The rows left out by every process in this test epoch (a collective under DDP); this process's
-        without a trainer."""
+        without a trainer. Warns when the data set skipped samples whose rows could not be told apart."""
+        quiet = trainer is not None and not trainer.is_global_zero
+        skipped = int(getattr(self._dataset, "skipped", 0))
+        if self._order is None and skipped and not quiet:
+            logger.warning(
+                "the test loader's %s reads the set in no fixed order: the rows served in place of the %d "
+                "skipped sample(s) (on_corrupt: skip) are counted in the test metrics",
+                self._sampler,
+                skipped,
+            )
         if trainer is None:
             return self.left_out
         count = torch.tensor(float(self.left_out), device=trainer.strategy.root_device)
