@@ -8,6 +8,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from lstmvision.metrics.captioning import (
     CaptionScores,
     find_java,
     ptb_tokenize_python,
+    score_caption_sets,
     score_captions,
 )
 
@@ -99,10 +101,12 @@ def _java_tokenize(captions: list[str]) -> list[str]:
     return [tokenized[i][0] for i in range(len(captions))]
 
 
-def _coco_reference(meteor: Meteor) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+def _coco_reference(
+    meteor: Meteor, candidates: dict[str, str] = CANDIDATES
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
     """The metrics as the COCO caption evaluation computes them: PTBTokenizer, then each scorer."""
     gts = PTBTokenizer().tokenize({v: [{"caption": c} for c in caps] for v, caps in REFERENCES.items()})
-    res = PTBTokenizer().tokenize({v: [{"caption": CANDIDATES[v]}] for v in REFERENCES})
+    res = PTBTokenizer().tokenize({v: [{"caption": candidates[v]}] for v in REFERENCES})
     with contextlib.redirect_stdout(io.StringIO()):
         bleu, bleu_per_video = Bleu(4).compute_score(gts, res)
     meteor_score, meteor_per_video = meteor.compute_score(gts, res)
@@ -115,10 +119,27 @@ def _coco_reference(meteor: Meteor) -> tuple[dict[str, float], dict[str, dict[st
     return scores, per_video
 
 
+# every candidate moved to the next video: a second set of captions, scored with the first
+SHIFTED = dict(zip(CANDIDATES, [*list(CANDIDATES.values())[1:], CANDIDATES["vid1"]]))
+
+
+@dataclass
+class _JavaRun:
+    result: CaptionScores  # the candidates' scores
+    scores: dict[str, float]  # pycocoevalcap's corpus values for them
+    per_video: dict[str, Any]  # and its per-video values
+    started: list[Meteor]  # the METEOR scorers score_caption_sets started
+    shifted: CaptionScores  # the second set's scores
+    shifted_reference: tuple[dict[str, float], dict[str, Any]]  # pycocoevalcap's values for it
+
+
 @pytest.fixture(scope="module")
-def java_run() -> Iterator[tuple[CaptionScores, dict[str, float], dict[str, Any], list[Meteor]]]:
+def java_run() -> Iterator[_JavaRun]:
     """score_captions on the Java path and the direct pycocoevalcap values. The reference METEOR starts
-    first, so that its JVM loads while score_captions runs (each takes ~10 s to load)."""
+    first, so that its JVM loads while score_captions runs (each takes ~10 s to load). The candidates are
+    scored by score_caption_sets beside a second set, SHIFTED, which shares their METEOR process: the
+    first set's scores are score_captions', and test_a_second_set_shares_the_meteor_process checks the
+    second set's."""
     if find_java() is None:
         pytest.skip("no Java runtime (`java` on PATH): pycocoevalcap's PTBTokenizer and METEOR need it")
     reference_meteor = Meteor()
@@ -132,19 +153,31 @@ def java_run() -> Iterator[tuple[CaptionScores, dict[str, float], dict[str, Any]
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(captioning, "Meteor", RecordingMeteor)
-            result = score_captions(REFERENCES, CANDIDATES)
+            sets = score_caption_sets(REFERENCES, {"given": CANDIDATES, "shifted": SHIFTED})
         scores, per_video = _coco_reference(reference_meteor)
+        shifted_reference = _coco_reference(reference_meteor, SHIFTED)
     finally:
         reference_meteor.meteor_p.kill()
         reference_meteor.meteor_p.wait()
-    yield result, scores, per_video, started
+    yield _JavaRun(sets["given"], scores, per_video, started, sets["shifted"], shifted_reference)
 
 
 @needs_java
-def test_scores_equal_pycocoevalcap(
-    java_run: tuple[CaptionScores, dict[str, float], dict[str, Any], list],
-) -> None:
-    result, scores, per_video, _ = java_run
+def test_a_second_set_shares_the_meteor_process(java_run: _JavaRun) -> None:
+    # test_meteor_process_is_stopped: one METEOR process was started for both sets
+    result = java_run.shifted
+    scores, per_video = java_run.shifted_reference
+    assert result.skipped == {} and list(result.scores) == list(METRIC_NAMES)
+    for name in METRIC_NAMES:
+        assert abs(result.scores[name] - scores[name]) < 1e-12, (name, result.scores[name], scores[name])
+    for name, values in per_video.items():
+        assert [result.per_video[v][name] for v in REFERENCES] == [float(x) for x in values], name
+    assert result.scores["METEOR"] != pytest.approx(java_run.result.scores["METEOR"], abs=1e-6)
+
+
+@needs_java
+def test_scores_equal_pycocoevalcap(java_run: _JavaRun) -> None:
+    result, scores, per_video = java_run.result, java_run.scores, java_run.per_video
     assert result.tokenizer == "ptb"
     assert result.skipped == {}
     assert list(result.scores) == list(METRIC_NAMES)
@@ -166,10 +199,8 @@ def test_scores_equal_pycocoevalcap(
 
 
 @needs_java
-def test_meteor_process_is_stopped(
-    java_run: tuple[CaptionScores, dict[str, float], dict[str, Any], list],
-) -> None:
-    started = java_run[3]
+def test_meteor_process_is_stopped(java_run: _JavaRun) -> None:
+    started = java_run.started
     assert len(started) == 1, f"expected one METEOR process, got {len(started)}"
     assert started[0].meteor_p.poll() is not None, "METEOR's Java process still runs after score_captions"
 
@@ -224,11 +255,11 @@ def test_no_java_skips_meteor_and_warns(
 
 @needs_java
 def test_no_java_equals_java_path_where_tokenizers_agree(
-    monkeypatch: pytest.MonkeyPatch, java_run: tuple[CaptionScores, dict[str, float], dict[str, Any], list]
+    monkeypatch: pytest.MonkeyPatch, java_run: _JavaRun
 ) -> None:
     monkeypatch.setattr(captioning, "find_java", lambda: None)
     result = score_captions(REFERENCES, CANDIDATES)
-    java_result = java_run[0]
+    java_result = java_run.result
     for name in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr"):
         assert abs(result.scores[name] - java_result.scores[name]) < 1e-12, name
     for video_id in REFERENCES:

@@ -7,7 +7,13 @@
 
 from lstmvision.metrics._fp32 import fp32
 from lstmvision.metrics.captioning import METRIC_NAMES as CAPTION_METRIC_NAMES
-from lstmvision.metrics.captioning import CaptionScores, find_java, ptb_tokenize_python, score_captions
+from lstmvision.metrics.captioning import (
+    CaptionScores,
+    find_java,
+    ptb_tokenize_python,
+    score_caption_sets,
+    score_captions,
+)
 from lstmvision.metrics.classification import ClassificationMetrics
 from lstmvision.metrics.video import (
     METRIC_NAMES,
@@ -31,5 +37,6 @@ __all__ = [
     "frame_psnr",
     "frame_ssim",
     "ptb_tokenize_python",
+    "score_caption_sets",
     "score_captions",
 ]

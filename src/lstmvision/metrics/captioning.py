@@ -43,7 +43,14 @@ from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 from lstmvision.text import tokenize
 
-__all__ = ["METRIC_NAMES", "CaptionScores", "find_java", "ptb_tokenize_python", "score_captions"]
+__all__ = [
+    "METRIC_NAMES",
+    "CaptionScores",
+    "find_java",
+    "ptb_tokenize_python",
+    "score_caption_sets",
+    "score_captions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +136,22 @@ def score_captions(
     Returns:
         The corpus and per-video scores, the tokenizer used and the metrics skipped with the reason.
     """
-    ids, refs, cands = _check_inputs(references, candidates)
+    return score_caption_sets(references, {"": candidates}, tokenizer=tokenizer, meteor=meteor)[""]
+
+
+def score_caption_sets(
+    references: Mapping[str, Sequence[str]],
+    candidate_sets: Mapping[str, Mapping[str, str]],
+    *,
+    tokenizer: Literal["auto", "ptb", "python"] = "auto",
+    meteor: bool = True,
+) -> dict[str, CaptionScores]:
+    """:func:`score_captions` of each named set of candidates (such as a model's captions and a baseline's)
+    against the same ``references``, with one METEOR process for all: its JVM takes seconds to load. The
+    scores are those of separate :func:`score_captions` calls."""
+    if not candidate_sets:
+        raise ValueError("score_caption_sets: expected at least one set of candidates, got none")
+    checked = {name: _check_inputs(references, candidates) for name, candidates in candidate_sets.items()}
     if tokenizer not in _TOKENIZERS:
         raise ValueError(f"score_captions: tokenizer must be one of {list(_TOKENIZERS)}, got {tokenizer!r}")
     java = find_java()
@@ -151,31 +173,49 @@ def score_captions(
             "METEOR is skipped; " if meteor else "",
         )
     # Meteor() starts its JVM at once; it loads (~10 s) while the captions are tokenised and scored.
-    meteor_scorer = _start_meteor(skipped) if "METEOR" not in skipped else None
+    started = meteor_scorer = _start_meteor(skipped) if "METEOR" not in skipped else None
+    used = "ptb" if tokenizer == "ptb" or (tokenizer == "auto" and java is not None) else "python"
+    results: dict[str, CaptionScores] = {}
     try:
-        used = "ptb" if tokenizer == "ptb" or (tokenizer == "auto" and java is not None) else "python"
-        gts, res, used = _tokenize(ids, refs, cands, used)
-        scores: dict[str, float] = {}
-        per_video: dict[str, dict[str, float]] = {video_id: {} for video_id in ids}
-        with contextlib.redirect_stdout(io.StringIO()):  # Bleu prints its n-gram statistics
-            bleu, bleu_per_video = Bleu(4).compute_score(gts, res)
-        for n in range(4):
-            scores[f"BLEU-{n + 1}"] = float(bleu[n])
-        _add_per_video(per_video, ids, "BLEU-4", bleu_per_video[3])
-        if meteor_scorer is not None:
-            meteor_result = _run_meteor(meteor_scorer, gts, res, skipped)
-            if meteor_result is not None:
-                scores["METEOR"] = meteor_result[0]
-                _add_per_video(per_video, ids, "METEOR", meteor_result[1])
-        rouge, rouge_per_video = Rouge().compute_score(gts, res)
-        scores["ROUGE-L"] = float(rouge)
-        _add_per_video(per_video, ids, "ROUGE-L", rouge_per_video)
-        cider, cider_per_video = Cider().compute_score(gts, res)
-        scores["CIDEr"] = float(cider)
-        _add_per_video(per_video, ids, "CIDEr", cider_per_video)
+        for name, (ids, refs, cands) in checked.items():
+            results[name] = _score_set(ids, refs, cands, used, meteor_scorer, skipped)
+            if "METEOR" in results[name].skipped:  # METEOR failed (its process was killed): not again
+                skipped["METEOR"], meteor_scorer = results[name].skipped["METEOR"], None
     finally:
-        if meteor_scorer is not None:
-            _close_meteor(meteor_scorer)
+        if started is not None:
+            _close_meteor(started)
+    return results
+
+
+def _score_set(
+    ids: list[str],
+    refs: dict[str, list[str]],
+    cands: dict[str, str],
+    tokenizer: str,
+    meteor_scorer: Meteor | None,
+    skipped: dict[str, str],
+) -> CaptionScores:
+    """The scores of one set of candidates; METEOR with ``meteor_scorer`` unless ``skipped`` says why not."""
+    skipped = dict(skipped)
+    gts, res, used = _tokenize(ids, refs, cands, tokenizer)
+    scores: dict[str, float] = {}
+    per_video: dict[str, dict[str, float]] = {video_id: {} for video_id in ids}
+    with contextlib.redirect_stdout(io.StringIO()):  # Bleu prints its n-gram statistics
+        bleu, bleu_per_video = Bleu(4).compute_score(gts, res)
+    for n in range(4):
+        scores[f"BLEU-{n + 1}"] = float(bleu[n])
+    _add_per_video(per_video, ids, "BLEU-4", bleu_per_video[3])
+    if meteor_scorer is not None:
+        meteor_result = _run_meteor(meteor_scorer, gts, res, skipped)
+        if meteor_result is not None:
+            scores["METEOR"] = meteor_result[0]
+            _add_per_video(per_video, ids, "METEOR", meteor_result[1])
+    rouge, rouge_per_video = Rouge().compute_score(gts, res)
+    scores["ROUGE-L"] = float(rouge)
+    _add_per_video(per_video, ids, "ROUGE-L", rouge_per_video)
+    cider, cider_per_video = Cider().compute_score(gts, res)
+    scores["CIDEr"] = float(cider)
+    _add_per_video(per_video, ids, "CIDEr", cider_per_video)
     ordered = {name: scores[name] for name in METRIC_NAMES if name in scores}
     return CaptionScores(scores=ordered, per_video=per_video, tokenizer=used, skipped=skipped)
 

@@ -15,7 +15,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lstmvision.data import CaptionBatch
-from lstmvision.metrics import CaptionScores, fp32, score_captions
+from lstmvision.metrics import CaptionScores, fp32, score_caption_sets, score_captions
 from lstmvision.tasks.base import Interval, Task
 from lstmvision.tasks.outputs import announce, gather_on_rank_zero
 from lstmvision.tasks.reliability import NonFinitePolicy
@@ -393,7 +393,13 @@ class CaptioningTask(Task):
             self.log(f"test/{name}", value)
 
     def _write_test_outputs(self, items: list[tuple[str, str, list[str]]]) -> dict[str, float]:
-        model = _score(items)
+        references = {video_id: refs for video_id, _, refs in items}
+        sets = {"model": {video_id: caption for video_id, caption, _ in items}}
+        if self.baseline_caption is not None:
+            sets["most_frequent_caption"] = dict.fromkeys(references, self.baseline_caption)
+        # one call: one METEOR process for both sets
+        scored = score_caption_sets(references, sets)
+        model = scored["model"]
         result: dict[str, Any] = {
             "num_videos": len(items),
             "beam_size": self.beam_size,
@@ -402,7 +408,7 @@ class CaptioningTask(Task):
             "model": model.scores,
         }
         if self.baseline_caption is not None:
-            baseline = _score([(video_id, self.baseline_caption, refs) for video_id, _, refs in items])
+            baseline = scored["most_frequent_caption"]
             result["most_frequent_caption"] = baseline.scores
             result["baseline_caption"] = self.baseline_caption
             if baseline.scores.get("CIDEr", 0.0) > 0:
