@@ -37,18 +37,24 @@ def report(trainer: Trainer) -> dict[str, Any] | None:
             print(f"{label:<12}{model[key]:>12.4f}{base[key]:>18.4f}")
         print(
             f"MSE ratio model / copy-last-frame: {metrics['mse_ratio_to_copy_last_frame']:.3f}"
-            f" over {metrics['num_sequences']} test clips"
+            f" over {metrics['num_sequences']} test clips{_skipped(metrics)}"
         )
     if path.name == "scores.json":
         _print_caption_scores(metrics)
     if "accuracy" in metrics:
         print(
             f"\naccuracy {metrics['accuracy']:.4f}, mean class accuracy {metrics['mean_class_accuracy']:.4f}"
-            f" over {metrics['count']} test videos"
+            f" over {metrics['count']} test videos{_skipped(metrics)}"
         )
         for fraction, entry in metrics.get("early_recognition", {}).items():
             print(f"  first {float(fraction):.0%} of each clip observed: accuracy {entry['accuracy']:.4f}")
     return metrics
+
+
+def _skipped(metrics: dict[str, Any]) -> str:
+    """`` (N more skipped as unusable)`` when the test skipped samples (``on_corrupt: skip``), else ''."""
+    count = metrics.get("skipped", 0)
+    return f" ({count} more skipped as unusable, on_corrupt: skip)" if count else ""
 
 
 def _print_caption_scores(scores: dict[str, Any]) -> None:
