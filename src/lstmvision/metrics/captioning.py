@@ -179,7 +179,7 @@ def score_caption_sets(
     try:
         for name, (ids, refs, cands) in checked.items():
             results[name] = _score_set(ids, refs, cands, used, meteor_scorer, skipped)
-            if "METEOR" in results[name].skipped:  # METEOR failed (its process was killed): not again
+            if "METEOR" in results[name].skipped:  # skipped, or failed and killed: not tried again
                 skipped["METEOR"], meteor_scorer = results[name].skipped["METEOR"], None
     finally:
         if started is not None:
