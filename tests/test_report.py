@@ -23,17 +23,17 @@ def test_forecast_metrics_count_the_clips_and_the_skipped_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     metrics = {"model": _VIDEO, "copy_last_frame": _VIDEO, "mse_ratio_to_copy_last_frame": 1.0}
-    out = _printed(tmp_path, {**metrics, "num_sequences": 999, "skipped": 1}, capsys)
+    out = _printed(tmp_path, {**metrics, "num_sequences": 999, "skipped_unusable": 1}, capsys)
     assert "MSE/frame       100.0000          100.0000" in out
     assert "over 999 test clips (1 more skipped as unusable, on_corrupt: skip)" in out
-    out = _printed(tmp_path, {**metrics, "num_sequences": 1000, "skipped": 0}, capsys)
+    out = _printed(tmp_path, {**metrics, "num_sequences": 1000, "skipped_unusable": 0}, capsys)
     assert "over 1000 test clips\n" in out and "skipped" not in out
 
 
 def test_classification_metrics_count_the_videos_and_the_skipped_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    metrics = {"accuracy": 0.5, "mean_class_accuracy": 0.25, "count": 2, "skipped": 3}
+    metrics = {"accuracy": 0.5, "mean_class_accuracy": 0.25, "count": 2, "skipped_unusable": 3}
     out = _printed(tmp_path, metrics, capsys)
     assert "accuracy 0.5000, mean class accuracy 0.2500 over 2 test videos (3 more skipped" in out
     # a metrics file written before the count of skipped videos existed

@@ -309,14 +309,14 @@ def test_a_skipped_video_is_left_out_of_the_test_metrics(tmp_path: Path) -> None
     _trainer(tmp_path).predict(task, datamodule=data)
     _trainer(tmp_path).test(task, datamodule=data)
     clean = json.loads((tmp_path / "lightning_logs" / "version_1" / "metrics.json").read_text())
-    assert clean["count"] == 3 and clean["skipped"] == 0
+    assert clean["count"] == 3 and clean["skipped_unusable"] == 0
     bad_class = int(_rows(tmp_path, 0)[1]["class_index"])  # the prediction for the video made corrupt
     assert data.splits is not None
     (data.splits.test[1].path / "f1.png").write_bytes(b"not a picture")
     data = VideoDataModule(str(tmp_path / "videos"), num_workers=1, on_corrupt="skip", **settings)  # type: ignore[arg-type]
     _trainer(tmp_path).test(task, datamodule=data)
     result = json.loads((tmp_path / "lightning_logs" / "version_2" / "metrics.json").read_text())
-    assert result["count"] == 2 and result["skipped"] == 1
+    assert result["count"] == 2 and result["skipped_unusable"] == 1
     expected = [row[:] for row in clean["confusion_matrix"]]
     expected[0][bad_class] -= 1  # the corrupt video's own prediction is gone, the others count once
     assert result["confusion_matrix"] == expected

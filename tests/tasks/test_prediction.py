@@ -165,8 +165,8 @@ def test_a_skipped_clip_is_left_out_of_the_test_metrics(tmp_path) -> None:
         json.loads((tmp_path / "lightning_logs" / f"version_{v}" / "metrics.json").read_text())
         for v in range(3)
     )
-    assert (skipping["num_sequences"], skipping["skipped"]) == (3, 1)
-    assert (usable["num_sequences"], usable["skipped"]) == (3, 0)
+    assert (skipping["num_sequences"], skipping["skipped_unusable"]) == (3, 1)
+    assert (usable["num_sequences"], usable["skipped_unusable"]) == (3, 0)
     for series in ("model", "copy_last_frame"):
         assert skipping[series] == pytest.approx(usable[series], rel=1e-6), series
     assert skipping["model"]["mse"] != pytest.approx(twice["model"]["mse"], rel=0.05)

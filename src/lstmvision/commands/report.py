@@ -53,7 +53,7 @@ def report(trainer: Trainer) -> dict[str, Any] | None:
 
 def _skipped(metrics: dict[str, Any]) -> str:
     """`` (N more skipped as unusable)`` when the test skipped samples (``on_corrupt: skip``), else ''."""
-    count = metrics.get("skipped", 0)
+    count = metrics.get("skipped_unusable", 0)
     return f" ({count} more skipped as unusable, on_corrupt: skip)" if count else ""
 
 

@@ -401,7 +401,7 @@ class VideoClassificationTask(Task):
         topk = {f"top{k}": result[f"top{k}"] for k in self.top_k}
         summary: dict[str, Any] = {
             "count": result["count"],
-            "skipped": skipped,
+            "skipped_unusable": skipped,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "accuracy": result["accuracy"],
@@ -416,7 +416,7 @@ class VideoClassificationTask(Task):
             "confusion_matrix": confusion.tolist(),
             "definitions": {
                 "count": "test videos counted in the metrics",
-                "skipped": "test videos found unusable and skipped (on_corrupt: skip), not counted",
+                "skipped_unusable": "test videos found unusable and skipped (on_corrupt: skip), not counted",
                 "accuracy": "fraction of test videos whose highest logit is the true class (top-1)",
                 "top{k}": "fraction of test videos whose true class is among the k highest logits; "
                 "ties go to the lower class index, as argmax",

@@ -317,7 +317,7 @@ class VideoPredictionTask(Task):
         ratio = summary["model"]["mse"] / max(summary["copy_last_frame"]["mse"], 1e-12)
         result = {
             "num_sequences": count,
-            "skipped": skipped,
+            "skipped_unusable": skipped,
             "input_length": self.input_length,
             "future_length": len(curves["mse"]["model"]),
             "model": summary["model"],
@@ -325,7 +325,7 @@ class VideoPredictionTask(Task):
             "mse_ratio_to_copy_last_frame": ratio,
             "per_frame": {name: {m: curves[m][name] for m in METRIC_NAMES} for name in _SERIES},
             "definitions": {
-                "skipped": "test clips skipped as unusable (on_corrupt: skip), outside num_sequences and the metrics",
+                "skipped_unusable": "test clips skipped as unusable (on_corrupt: skip), not in the metrics",
                 "mse": "squared error summed over a frame's pixels, averaged over predicted frames and clips",
                 "mae": "absolute error summed over a frame's pixels, averaged over predicted frames and clips",
                 "psnr": "10 log10(1 / mean squared error of a frame), averaged",
