@@ -323,6 +323,26 @@ def test_a_skipped_video_is_left_out_of_the_test_metrics(tmp_path: Path) -> None
     assert result["accuracy"] == pytest.approx(expected[0][0] / 2)
 
 
+def test_a_skipped_video_is_left_out_of_the_validation_metrics(tmp_path: Path) -> None:
+    settings = _six_videos(tmp_path)
+    settings.update(val_fraction=0.5, test_fraction=0.2)
+    task = VideoClassificationTask(_MeanLinear(channels=3, num_classes=2), class_names=["a", "b"])
+    data = VideoDataModule(str(tmp_path / "videos"), **settings)  # type: ignore[arg-type]
+    data.setup("validate")
+    assert data.splits is not None and len(data.splits.val) == 3
+    clean = _trainer(tmp_path).validate(task, datamodule=data)[0]
+    (data.splits.val[1].path / "f1.png").write_bytes(b"not a picture")
+    data = VideoDataModule(str(tmp_path / "videos"), num_workers=1, on_corrupt="skip", **settings)  # type: ignore[arg-type]
+    skipping = _trainer(tmp_path).validate(task, datamodule=data)[0]
+    # videos 0 and 2 once each: their mean, from the clean run's per-video values
+    assert skipping["val/loss"] != pytest.approx(clean["val/loss"], rel=1e-6)
+    with torch.no_grad():
+        clips = [data.val_dataloader().dataset[i] for i in (0, 2)]
+        logits = task.model(torch.stack([clip for clip, _ in clips]))
+        labels = torch.tensor([label for _, label in clips])
+    assert skipping["val/loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+
+
 def test_label_smoothing_changes_the_loss_as_cross_entropy_says() -> None:
     clips, labels = _data(6)
     task = VideoClassificationTask(_MeanLinear(), label_smoothing=0.2)

@@ -30,7 +30,7 @@ class _Ten(SkipsUnusable, Dataset[torch.Tensor]):
 
 
 def _masks(loader: DataLoader) -> tuple[list[list[bool] | None], int]:
-    rows = CountedRows()
+    rows = CountedRows("test")
     rows.start(SimpleNamespace(test_dataloaders=[loader]))
     masks = []
     for batch in loader:  # the batch is read before its rows are asked about, as in a test loop
@@ -63,7 +63,7 @@ def test_rows_follow_an_interleaving_distributed_sampler() -> None:
 def test_a_loader_in_no_fixed_order_counts_every_row_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     dataset = _Ten({3})
     loader = DataLoader(dataset, batch_size=4, sampler=RandomSampler(dataset))
-    rows = CountedRows()
+    rows = CountedRows("test")
     rows.start(SimpleNamespace(test_dataloaders=loader))
     assert [rows.own(len(batch)) for batch in loader] == [None, None, None]
     with caplog.at_level("WARNING", logger="lstmvision"):

@@ -173,6 +173,20 @@ def test_a_skipped_clip_is_left_out_of_the_test_metrics(tmp_path) -> None:
     assert skipping["copy_last_frame"]["mse"] != pytest.approx(twice["copy_last_frame"]["mse"], rel=0.05)
 
 
+def test_a_skipped_clip_is_left_out_of_the_validation_metrics(tmp_path) -> None:
+    clips, task = _moving_squares(4), _task()
+    clips[2] *= 0.5
+    loaders = [
+        DataLoader(_SkippingClips(clips, {1}), batch_size=2, num_workers=1),
+        DataLoader(clips[[0, 2, 3]], batch_size=2),
+        DataLoader(clips[[0, 2, 2, 3]], batch_size=2),
+    ]
+    skipping, usable, twice = (_trainer(tmp_path).validate(task, dataloaders=loader)[0] for loader in loaders)
+    for key in ("val/mse", "val/ssim"):
+        assert skipping[key] == pytest.approx(usable[key], rel=1e-6), key
+    assert skipping["val/mse"] != pytest.approx(twice["val/mse"], rel=0.05)
+
+
 def test_task_refuses_a_model_that_is_not_a_predictor() -> None:
     with pytest.raises(ValueError, match="needs a predictor model with 'input_length'"):
         VideoPredictionTask(torch.nn.Linear(2, 2))

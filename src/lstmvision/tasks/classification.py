@@ -238,7 +238,7 @@ class VideoClassificationTask(Task):
         self._layout = _InputLayout(model)
         self._metrics = metrics
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
-        self._rows = CountedRows()
+        self._rows, self._val_rows = CountedRows("test"), CountedRows("val")
         self._clip_lengths: set[int] = set()
         self._predictions: list[tuple[Tensor, Tensor]] = []  # (top-k classes, their probabilities)
 
@@ -329,8 +329,14 @@ class VideoClassificationTask(Task):
         self.log("train/acc", accuracy, batch_size=len(labels))
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_rows.start(self._trainer)
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        clips, labels = self._labelled(batch)
+        # a row served in place of a video skipped as unusable repeats the next video: not counted
+        clips, labels = self._val_rows.counted(*self._labelled(batch))
+        if not len(labels):
+            return
         logits = self._logits(clips)
         # the training loss (label smoothing included), so that the two curves are comparable
         loss = _cross_entropy(logits, labels, label_smoothing=self.label_smoothing)

@@ -91,29 +91,31 @@ def skipped_rows(trainer: Any) -> list[int]:
 
 
 class CountedRows:
-    """Which rows of a process's test batches are their own sample's, so that the test metrics leave out
-    the rows a data set served in place of an unusable sample it skipped (``on_corrupt: skip``): such a
-    row is a copy of the next usable sample, which would otherwise count twice.
+    """Which rows of a process's validation or test batches (``stage`` ``"val"`` or ``"test"``) are their
+    own sample's, so that the metrics leave out the rows a data set served in place of an unusable sample
+    it skipped (``on_corrupt: skip``): such a row is a copy of the next usable sample, which would
+    otherwise count twice.
 
-    :meth:`start` at the start of a test epoch, then :meth:`counted` (or :meth:`own`) once per test batch,
-    in order. A row's sample is known when the loader's sampler reads in a fixed order: sequential, or
+    :meth:`start` at the start of an epoch of the stage, then :meth:`counted` (or :meth:`own`) once per
+    batch, in order. A row's sample is known when the loader's sampler reads in a fixed order: sequential, or
     a ``DistributedSampler`` without shuffling (the data modules' test blocks under DDP,
     ``lstmvision.data.datamodules.sharding``, and the one Lightning gives a plain loader). The flags of a
     batch's samples are final when the batch arrives, since the worker that found a sample unusable
-    flagged it before serving the replacement. Only the first test loader is followed (the tasks test
-    one).
+    flagged it before serving the replacement. Only the stage's first loader is followed (the tasks
+    take one).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stage: Literal["val", "test"]) -> None:
+        self._loaders = f"{stage}_dataloaders"
         self._dataset: Any = None
         self._order: list[int] | None = None  # the samples of this process's rows, in order
         self._next = 0
         self._sampler = ""
-        self.left_out = 0  # rows of this process's test epoch served in place of a skipped sample
+        self.left_out = 0  # rows of this process's epoch served in place of a skipped sample
 
     def start(self, trainer: Any) -> None:
-        """Follow ``trainer``'s (first) test loader from its first row (no loader: every row counts)."""
-        loaders = getattr(trainer, "test_dataloaders", None)
+        """Follow ``trainer``'s (first) loader of the stage from its first row (none: every row counts)."""
+        loaders = getattr(trainer, self._loaders, None)
         listed = loaders if isinstance(loaders, (list, tuple)) else [loaders]
         loader = listed[0] if listed else None
         self._dataset = getattr(loader, "dataset", None)
@@ -141,20 +143,21 @@ class CountedRows:
         return ~skipped
 
     def counted(self, *rows: Tensor) -> tuple[Tensor, ...]:
-        """The next ``len(rows[0])`` rows of each of ``rows`` (batch-first tensors of one test batch), less
-        those served in place of a skipped sample."""
+        """The next ``len(rows[0])`` rows of each of ``rows`` (batch-first tensors of one batch), less those
+        served in place of a skipped sample."""
         own = self.own(len(rows[0]))
         return rows if own is None else tuple(row[own.to(row.device)] for row in rows)
 
     def total_left_out(self, trainer: Any) -> int:
-        """The rows left out by every process in this test epoch (a collective under DDP); this process's
+        """The rows left out by every process in this epoch (a collective under DDP); this process's
         without a trainer. Warns when the data set skipped samples whose rows could not be told apart."""
         quiet = trainer is not None and not trainer.is_global_zero
         skipped = int(getattr(self._dataset, "skipped", 0))
         if self._order is None and skipped and not quiet:
             logger.warning(
-                "the test loader's %s reads the set in no fixed order: the rows served in place of the %d "
-                "skipped sample(s) (on_corrupt: skip) are counted in the test metrics",
+                "the %s loader's %s reads the set in no fixed order: the rows served in place of the %d "
+                "skipped sample(s) (on_corrupt: skip) are counted in its metrics",
+                self._loaders.split("_")[0],
                 self._sampler,
                 skipped,
             )

@@ -164,7 +164,7 @@ class VideoPredictionTask(Task):
         self.save_frames = save_frames
         self.predict_future = predict_future
         self._metrics = {name: VideoMetrics() for name in _SERIES}
-        self._rows = CountedRows()
+        self._rows, self._val_rows = CountedRows("test"), CountedRows("val")
         self._shown: dict[str, list[Tensor]] = {}
         self._frames_written = 0
         self._test_dir: Path | None = None
@@ -241,12 +241,19 @@ class VideoPredictionTask(Task):
         # float32 from here on (metrics, pictures, predictions.pt), whatever the network's precision
         return pred.float().clamp(0.0, 1.0)
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_rows.start(self._trainer)
+
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        frames = self._clips(batch, "total_length")
+        # a row served in place of a clip skipped as unusable repeats the next clip: not counted
+        (frames,) = self._val_rows.counted(self._clips(batch, "total_length"))
+        if not len(frames):
+            return
         truth = frames[:, self.input_length :]
         pred = self._forecast(frames, truth.shape[1])
-        self.log("val/mse", frame_mse(pred, truth).mean(), prog_bar=True, sync_dist=True)
-        self.log("val/ssim", frame_ssim(pred, truth).mean(), sync_dist=True)
+        size = len(frames)
+        self.log("val/mse", frame_mse(pred, truth).mean(), prog_bar=True, sync_dist=True, batch_size=size)
+        self.log("val/ssim", frame_ssim(pred, truth).mean(), sync_dist=True, batch_size=size)
 
     # ----------------------------------------------------------------------------------------- testing
     def on_test_epoch_start(self) -> None:
