@@ -97,16 +97,16 @@ class CountedRows:
     otherwise count twice.
 
     :meth:`start` at the start of an epoch of the stage, then :meth:`counted` (or :meth:`own`) once per
-    batch, in order. A row's sample is known when the loader's sampler reads in a fixed order: sequential, or
-    a ``DistributedSampler`` without shuffling (the data modules' test blocks under DDP,
-    ``lstmvision.data.datamodules.sharding``, and the one Lightning gives a plain loader). The flags of a
+    batch, in order. A row's sample is known when the loader's sampler reads in a fixed order:
+    sequential, or a ``DistributedSampler`` without shuffling (the data modules' test blocks under DDP,
+    ``lstmvision.data.datamodules.sharding``, and the one Lightning gives other loaders). The flags of a
     batch's samples are final when the batch arrives, since the worker that found a sample unusable
     flagged it before serving the replacement. Only the stage's first loader is followed (the tasks
     take one).
     """
 
     def __init__(self, stage: Literal["val", "test"]) -> None:
-        self._loaders = f"{stage}_dataloaders"
+        self._stage = stage
         self._dataset: Any = None
         self._order: list[int] | None = None  # the samples of this process's rows, in order
         self._next = 0
@@ -115,7 +115,7 @@ class CountedRows:
 
     def start(self, trainer: Any) -> None:
         """Follow ``trainer``'s (first) loader of the stage from its first row (none: every row counts)."""
-        loaders = getattr(trainer, self._loaders, None)
+        loaders = getattr(trainer, f"{self._stage}_dataloaders", None)
         listed = loaders if isinstance(loaders, (list, tuple)) else [loaders]
         loader = listed[0] if listed else None
         self._dataset = getattr(loader, "dataset", None)
@@ -157,7 +157,7 @@ class CountedRows:
             logger.warning(
                 "the %s loader's %s reads the set in no fixed order: the rows served in place of the %d "
                 "skipped sample(s) (on_corrupt: skip) are counted in its metrics",
-                self._loaders.split("_")[0],
+                self._stage,
                 self._sampler,
                 skipped,
             )
