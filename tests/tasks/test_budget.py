@@ -187,7 +187,7 @@ def test_a_resumed_run_keeps_its_plan(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(second) == 1, sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     saved = torch.load(second[0], weights_only=True)["callbacks"]
     plan = next(state["plan"] for key, state in saved.items() if key.startswith("TimeBudget"))
-    assert plan == {"epochs": 5, "steps": 40, "planned_epochs": 20, "planned_steps": 160}
+    assert plan == {"epochs": 5, "steps": 40, "planned_epochs": 20, "planned_steps": 160, "granularity": 0}
 
     resumed_task = _task()
     # the resumed process runs at another speed: the saved plan holds, nothing is measured again
@@ -197,7 +197,83 @@ def test_a_resumed_run_keeps_its_plan(tmp_path: Path, monkeypatch: pytest.Monkey
     assert resumed.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
+class _Validations(Callback):
+    """The global step at every validation after the sanity check."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_validation_end(self, trainer: L.Trainer, *args: object) -> None:
+        if not trainer.sanity_checking:
+            self.steps.append(trainer.global_step)
+
+
+@pytest.mark.parametrize(("tail", "steps"), [(0.05, 39), (0.0, 36)])
+def test_a_plan_in_steps_stops_mid_epoch_and_validates_and_checkpoints_there(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tail: float,
+    steps: int,
+) -> None:
+    # decided after 6 steps (564 s): 6 + (3600 / (1 - tail) - 564) / 94 steps fit, 40.3 at tail 0.05 and
+    # 38.3 at 0: the multiples of 3 below are 39 and 36, both in the middle of the fifth epoch
+    validations = _Validations()
+    last = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/mse", save_last=True)
+    task = _task()
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, rates = _fit(
+            tmp_path, monkeypatch, task, 94.0,
+            budget=TimeBudget(2, 4, tail=tail, granularity=3), extra=[validations, last],
+        )  # fmt: skip
+    assert trainer.global_step == steps and len(rates.rates) == steps
+    assert validations.steps == [8, 16, 24, 32, steps]  # every epoch's end, and the stop
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == steps
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == steps  # type: ignore[attr-defined]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert (
+        f"time budget: {steps} of 160 steps ({steps / 8:.1f} epochs) fit in max_time 1:00:00 at 94.00 s a "
+        f"step; the learning rate anneals over {steps} steps instead of 160"
+    ) in caplog.messages
+
+
+def test_a_plan_in_steps_counts_the_validation_at_each_epoch_end_and_at_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a validation pass takes 2 x 10 s (the fastest sanity batch): 40 steps end at 564 + 34 x 94 + 5 x 20 =
+    # 3860 s, past 3600 / 0.95; 39 steps at 3766 s (four epoch ends and the stop); without the passes 40
+    # would have fit
+    clock = _Clock(94.0, sanity=(500.0, 10.0))
+    budget = TimeBudget(2, 4, granularity=1)
+    trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=clock, val_batches=2)
+    assert trainer.global_step == 39 and budget.plan is not None and budget.plan["epochs"] == 5
+
+
+def test_a_resumed_plan_in_steps_keeps_its_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # checkpoints every 13 steps, written before that step's validation: steps 13 and 39 fall mid-epoch
+    every_13 = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", monitor="val/mse", every_n_train_steps=13, save_top_k=-1
+    )
+    whole, _ = _fit(
+        tmp_path, monkeypatch, _task(), 94.0, budget=TimeBudget(2, 4, granularity=3), extra=[every_13]
+    )
+    assert whole.global_step == 39
+    saved = {path.name: path for path in (tmp_path / "ckpt").iterdir()}
+    assert sorted(saved) == ["epoch=1-step=13.ckpt", "epoch=3-step=26.ckpt", "epoch=4-step=39.ckpt"]
+
+    # from step 13, at another speed: the saved plan holds and the run stops at step 39
+    resumed, rates = _fit(tmp_path / "r", monkeypatch, _task(), 1.0, ckpt_path=saved["epoch=1-step=13.ckpt"])
+    assert resumed.global_step == 39 and len(rates.rates) == 39 - 13
+    assert resumed.lr_scheduler_configs[0].scheduler.T_max == 39  # type: ignore[attr-defined]
+    # from the stop itself: no step past it
+    again, rates = _fit(tmp_path / "s", monkeypatch, _task(), 1.0, ckpt_path=saved["epoch=4-step=39.ckpt"])
+    assert again.global_step == 39 and rates.rates == []
+
+
 def test_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"granularity must be >= 1 step or None \(whole epochs\), got 0"):
+        TimeBudget(granularity=0)
     with pytest.raises(ValueError, match="tail must be in"):
         TimeBudget(tail=0.5)
     with pytest.raises(ValueError, match="measure_steps >= 1, got 2, 0"):

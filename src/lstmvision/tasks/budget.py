@@ -18,12 +18,18 @@ the run in the last ``tail`` of its steps, where a cosine learning rate is below
 stays the hard limit. The plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit
 depends on the measured speed, so two runs on one machine can differ when the budget falls near an
 epoch's end (docs/runs.md, "Time budget").
+
+With ``granularity`` set, the plan counts optimiser steps in multiples of it instead of whole epochs: the
+run stops at the planned step, in the middle of an epoch if need be, and validates and checkpoints there
+as at an epoch's end (Lightning validates when a callback sets ``should_stop``). A slower machine then
+loses the steps it cannot fit rather than a whole epoch, and ``max_time`` can be set tighter.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import Any
 
@@ -46,20 +52,32 @@ class TimeBudget(Callback):
         warmup_steps: training steps left out of the measurement (first calls set up kernels and workers).
         measure_steps: training steps whose mean time predicts the rest.
         tail: share of the planned run that ``max_time`` may cut off at its end, in [0, 0.5).
+        granularity: plan the run in multiples of this many optimiser steps, stopping mid-epoch where the
+            plan ends there; ``None`` plans whole epochs.
     """
 
-    def __init__(self, warmup_steps: int = 2, measure_steps: int = 10, tail: float = 0.05) -> None:
+    def __init__(
+        self,
+        warmup_steps: int = 2,
+        measure_steps: int = 10,
+        tail: float = 0.05,
+        granularity: int | None = None,
+    ) -> None:
         if warmup_steps < 0 or measure_steps < 1:
             raise ValueError(
                 f"warmup_steps must be >= 0 and measure_steps >= 1, got {warmup_steps}, {measure_steps}"
             )
         if not 0.0 <= tail < 0.5:
             raise ValueError(f"tail must be in [0, 0.5), got {tail}")
+        if granularity is not None and granularity < 1:
+            raise ValueError(f"granularity must be >= 1 step or None (whole epochs), got {granularity}")
         self.warmup_steps = warmup_steps
         self.measure_steps = measure_steps
         self.tail = tail
+        self.granularity = granularity
         self.decided = False
-        self.plan: dict[str, int] | None = None  # {"epochs", "steps", "planned_epochs", "planned_steps"}
+        # {"epochs", "steps", "planned_epochs", "planned_steps", "granularity"} (0: whole epochs)
+        self.plan: dict[str, int] | None = None
         self._budget: float | None = None
         self._offset = 0.0  # training time before this process (a resumed run)
         self._started = 0.0
@@ -109,6 +127,9 @@ class TimeBudget(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        plan = self.plan
+        if plan is not None and plan.get("granularity", 0) and trainer.global_step >= plan["steps"]:
+            trainer.should_stop = True  # Lightning then validates (and checkpoints) here, mid-epoch or not
         if self.decided or self._budget is None:
             return
         self._seen += 1
@@ -117,19 +138,33 @@ class TimeBudget(Callback):
         if self._seen < self.warmup_steps + self.measure_steps:
             return
         per_batch = (_clock() - self._window_start) / self.measure_steps
-        epochs = self._epochs_that_fit(trainer, per_batch, batch_idx + 1)
-        epochs = trainer.strategy.broadcast(epochs, src=0)  # every rank follows rank 0's clock
+        if self.granularity is None:
+            epochs = self._epochs_that_fit(trainer, per_batch, batch_idx + 1)
+            steps = -1
+        else:
+            steps = self._steps_that_fit(trainer, per_batch)
+            epochs = -1
+        # every rank follows rank 0's clock
+        epochs, steps = trainer.strategy.broadcast((epochs, steps), src=0)
         self.decided = True
         planned_epochs = trainer.max_epochs
-        if planned_epochs is None or epochs >= planned_epochs:
+        if planned_epochs is None or planned_epochs < 1:
             return
         planned_steps = int(trainer.estimated_stepping_batches)
-        steps = max(planned_steps * epochs // planned_epochs, 1)
+        if self.granularity is None:
+            if epochs >= planned_epochs:
+                return
+            steps = max(planned_steps * epochs // planned_epochs, 1)
+        else:
+            if steps >= planned_steps:
+                return
+            epochs = -(-steps * planned_epochs // planned_steps)  # the epochs the steps begin
         self.plan = {
             "epochs": epochs,
             "steps": steps,
             "planned_epochs": planned_epochs,
             "planned_steps": planned_steps,
+            "granularity": self.granularity or 0,
         }
         self._apply(trainer, pl_module, announce=True, per_batch=per_batch)
 
@@ -151,6 +186,34 @@ class TimeBudget(Callback):
         more = math.floor((limit - finish_current) / epoch) if epoch > 0 else last
         return min(max(current + max(more, 0), current), last)
 
+    def _steps_that_fit(self, trainer: L.Trainer, per_batch: float) -> int:
+        """The most optimiser steps, a multiple of ``granularity`` (at least the first multiple not yet
+        reached, at most the planned run), whose predicted end lies within ``max_time / (1 - tail)``; a run
+        that is not planned in steps and epochs (no ``max_epochs``, an endless loader) keeps its length."""
+        assert self._budget is not None and self.granularity is not None
+        epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+        batches = trainer.num_training_batches
+        if epochs is None or not math.isfinite(batches):
+            return sys.maxsize
+        planned = int(trainer.estimated_stepping_batches)
+        per_epoch = planned / epochs  # optimiser steps an epoch (fewer than batches when accumulating)
+        per_step = per_batch * batches / per_epoch
+        every = trainer.check_val_every_n_epoch or 1
+        validation = (self._val_batch or 0.0) * _finite_sum(trainer.num_val_batches) / every
+        done = trainer.global_step
+        now = self._offset + _clock() - self._started
+        limit = self._budget / (1.0 - self.tail)
+        least = -(-max(done, 1) // self.granularity) * self.granularity
+        best = min(least, planned)
+        for steps in range(least, planned + 1, self.granularity):
+            # a validation at every epoch end up to the stop, and one more where it falls mid-epoch
+            epochs_ended = math.floor(steps / per_epoch + 1e-9)
+            passes = epochs_ended - trainer.current_epoch + (0 if _whole(steps / per_epoch) else 1)
+            if now + (steps - done) * per_step + passes * validation > limit:
+                break
+            best = steps
+        return best
+
     # ---------------------------------------------------------------------------------------- applying
     def _apply(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *, announce: bool, per_batch: float = 0.0
@@ -158,14 +221,20 @@ class TimeBudget(Callback):
         plan = self.plan
         assert plan is not None
         trainer.fit_loop.max_epochs = plan["epochs"]
+        if plan.get("granularity", 0):  # a resumed run starts no step past the plan; the stop that
+            trainer.fit_loop.epoch_loop.max_steps = plan["steps"]  # validates is on_train_batch_end's
         fit = getattr(pl_module, "fit_to_length", None)
         changed = fit(plan["steps"], plan["planned_steps"]) if callable(fit) else []
         if announce and trainer.is_global_zero:
             assert self._budget is not None
+            if not plan.get("granularity", 0):
+                what = f"{plan['epochs']} of {plan['planned_epochs']} epochs"
+            else:
+                share = plan["steps"] * plan["planned_epochs"] / plan["planned_steps"]
+                what = f"{plan['steps']} of {plan['planned_steps']} steps ({share:.1f} epochs)"
             log.warning(
-                "time budget: %d of %d epochs fit in max_time %s at %.2f s a step; %s",
-                plan["epochs"],
-                plan["planned_epochs"],
+                "time budget: %s fit in max_time %s at %.2f s a step; %s",
+                what,
                 _duration(self._budget),
                 per_batch,
                 "; ".join(changed) if changed else "the learning-rate schedule is kept",
@@ -179,6 +248,10 @@ class TimeBudget(Callback):
         self.decided = bool(state_dict.get("decided", False))
         plan = state_dict.get("plan")
         self.plan = {key: int(value) for key, value in plan.items()} if isinstance(plan, dict) else None
+
+
+def _whole(value: float) -> bool:
+    return abs(value - round(value)) < 1e-9
 
 
 def _finite_sum(counts: list[int | float]) -> float:
