@@ -34,20 +34,34 @@ class _Clips(L.LightningDataModule):
 
 
 class _Clock(Callback):
-    """A clock that advances ``step`` seconds at the end of every training batch, and the next of
-    ``sanity`` at the end of every sanity-check batch, before TimeBudget looks."""
+    """A clock that advances ``step`` seconds at the end of every training batch (``slower[1]`` seconds
+    from step ``slower[0]`` on), and the next of ``sanity`` at the end of every sanity-check batch, before
+    TimeBudget looks."""
 
-    def __init__(self, step: float, sanity: tuple[float, ...] = ()) -> None:
+    def __init__(
+        self,
+        step: float,
+        sanity: tuple[float, ...] = (),
+        slower: tuple[int, float] | None = None,
+        validation: float = 0.0,
+    ) -> None:
         self.step = step
         self.sanity = list(sanity)
+        self.validation = validation  # seconds of a validation batch after the sanity check
+        self.slower = slower
         self.now = 0.0
+        self.steps = 0
 
     def on_train_batch_end(self, *args: object) -> None:
-        self.now += self.step
+        self.steps += 1
+        slow = self.slower is not None and self.steps >= self.slower[0]
+        self.now += self.slower[1] if self.slower is not None and slow else self.step
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.sanity_checking and self.sanity:
             self.now += self.sanity.pop(0)
+        elif not trainer.sanity_checking:
+            self.now += self.validation
 
 
 class _LearningRates(Callback):
@@ -269,6 +283,58 @@ def test_a_resumed_plan_in_steps_keeps_its_stop(tmp_path: Path, monkeypatch: pyt
     # from the stop itself: no step past it
     again, rates = _fit(tmp_path / "s", monkeypatch, _task(), 1.0, ckpt_path=saved["epoch=4-step=39.ckpt"])
     assert again.global_step == 39 and rates.rates == []
+
+
+@pytest.mark.parametrize("granularity", [None, 4])
+def test_a_machine_that_slows_down_gets_a_shorter_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, granularity: int | None
+) -> None:
+    # 60 s a step while the plan is made (after step 6), 120 s from step 9 on. The first plan, 7 epochs or
+    # 60 steps, would take 6720 s, and max_time would stop it at step 34 with the cosine at a third of its
+    # peak. Measured again at every epoch's end (steps 16 and 24), or every 4 steps from step 12 on, the
+    # plan shrinks to 4 epochs, 32 steps, which end at 3360 s
+    clock = _Clock(60.0, slower=(9, 120.0))
+    budget = TimeBudget(2, 4, granularity=granularity)
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, rates = _fit(tmp_path, monkeypatch, _task(), 60.0, budget=budget, clock=clock)
+    assert trainer.global_step == 32 and clock.now == 8 * 60.0 + 24 * 120.0
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == 32  # type: ignore[attr-defined]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert all(later < earlier for earlier, later in zip(rates.rates, rates.rates[1:], strict=False))
+    if granularity is None:
+        expected = [
+            "7 of 20 epochs fit in max_time 1:00:00 at 60.00 s a step; the learning rate anneals over 56 "
+            "steps instead of 160",
+            # steps 7 to 16: 2 x 60 + 8 x 120 s
+            "4 of 20 epochs now fit in max_time 1:00:00 at 108.00 s a step; the learning rate anneals over "
+            "32 steps instead of 56",
+        ]
+    else:
+        expected = [
+            "60 of 160 steps (7.5 epochs) fit in max_time 1:00:00 at 60.00 s a step; the learning rate "
+            "anneals over 60 steps instead of 160",
+            # steps 7 to 12: 2 x 60 + 4 x 120 s, then 4 x 120 s
+            "40 of 160 steps (5.0 epochs) now fit in max_time 1:00:00 at 100.00 s a step; the learning rate "
+            "anneals over 40 steps instead of 60",
+            "32 of 160 steps (4.0 epochs) now fit in max_time 1:00:00 at 120.00 s a step; the learning rate "
+            "anneals over 32 steps instead of 40",
+        ]
+    assert caplog.messages == [f"time budget: {line}" for line in expected]
+
+
+def test_validation_in_training_is_measured_and_not_counted_as_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 94 s a step and 200 s a validation pass, which the sanity check (0 s) does not show: the first plan
+    # (step 6) is 40 steps. At step 12 the six steps since then took 764 s, 200 of them validating: at
+    # 94 s a step and 200 s a pass, 28 steps (three passes to come) end at 3432 s and 32 at 3808 s. Counting
+    # the pass as steps (127 s a step) would plan 24; ignoring the passes, 36
+    clock = _Clock(94.0, validation=200.0)
+    validations = _Validations()
+    budget = TimeBudget(2, 4, granularity=4)
+    trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=clock, extra=[validations])
+    assert trainer.global_step == 28 and validations.steps == [8, 16, 24, 28]
+    assert clock.now == 28 * 94.0 + 4 * 200.0
 
 
 def test_arguments_are_checked() -> None:

@@ -9,20 +9,26 @@ its learning-rate schedule to the shorter run (:meth:`~lstmvision.tasks.base.Tas
 scheduled-sampling schedule keeps its configured iterations: compressing it too measured worse (see
 docs/runs.md, "Time budget"). On a machine where the whole run fits, nothing changes.
 
-The plan is made once, after ``warmup_steps + measure_steps`` training steps, from the mean time of the
-last ``measure_steps`` of them plus a validation pass: the fastest sanity-check batch times the
+The first plan is made after ``warmup_steps + measure_steps`` training steps, from the mean time of the
+last ``measure_steps`` of them plus the validation passes: the fastest sanity-check batch times the
 validation batches (the first batch may include compiling, e.g. the fused gates under bf16). It picks
 the most epochs whose predicted end lies within ``max_time / (1 - tail)``: ``max_time`` may then stop
 the run in the last ``tail`` of its steps, where a cosine learning rate is below 0.7 % of its peak (at
 ``tail`` 0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time``
-stays the hard limit. The plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit
-depends on the measured speed, so two runs on one machine can differ when the budget falls near an
-epoch's end (docs/runs.md, "Time budget").
+stays the hard limit.
 
-With ``granularity`` set, the plan counts optimiser steps in multiples of it instead of whole epochs: the
-run stops at the planned step, in the middle of an epoch if need be, and validates and checkpoints there
-as at an epoch's end (Lightning validates when a callback sets ``should_stop``). A slower machine then
-loses the steps it cannot fit rather than a whole epoch, and ``max_time`` can be set tighter.
+A machine's speed is not constant (a shared or throttled CPU can run its first steps much faster than the
+rest), so the run measures again at every epoch's end, from the steps since the last measurement and the
+validation passes it timed, and shortens the plan again where it no longer fits; a plan never grows. The
+plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit depends on the measured
+speed, so two runs on one machine can differ when the budget falls near an epoch's end (docs/runs.md,
+"Time budget").
+
+With ``granularity`` set, the plan counts optimiser steps in multiples of it instead of whole epochs, and
+is measured again every ``granularity`` steps: the run stops at the planned step, in the middle of an
+epoch if need be, and validates and checkpoints there as at an epoch's end (Lightning validates when a
+callback sets ``should_stop``). A slower machine then loses the steps it cannot fit rather than a whole
+epoch, and ``max_time`` can be set tighter.
 """
 
 from __future__ import annotations
@@ -81,10 +87,14 @@ class TimeBudget(Callback):
         self._budget: float | None = None
         self._offset = 0.0  # training time before this process (a resumed run)
         self._started = 0.0
-        self._seen = 0
-        self._window_start = 0.0
+        self._seen = 0  # training steps this process has run
+        self._window_start: float | None = None  # the clock where the measured steps began
+        self._window_steps = 0
+        self._window_validation = 0.0  # seconds of validation within the window, not counted as steps
         self._val_batch: float | None = None  # seconds of the fastest sanity-check batch
+        self._val_pass: float | None = None  # seconds of the last validation pass during training
         self._batch_started = 0.0
+        self._val_started: float | None = None
 
     # --------------------------------------------------------------------------------------- measuring
     def on_validation_batch_start(
@@ -111,6 +121,15 @@ class TimeBudget(Callback):
             seconds = _clock() - self._batch_started
             self._val_batch = seconds if self._val_batch is None else min(self._val_batch, seconds)
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_started = None if trainer.sanity_checking else _clock()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._val_started is not None:
+            self._val_pass = _clock() - self._val_started
+            self._window_validation += self._val_pass
+            self._val_started = None
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)  # type: ignore[attr-defined]
         remaining = timer.time_remaining() if timer is not None else None
@@ -119,10 +138,11 @@ class TimeBudget(Callback):
             return
         self._offset = timer.time_elapsed()
         self._budget = self._offset + remaining
-        self._started = self._window_start = _clock()
+        self._started = _clock()
         self._seen = 0
+        self._restart_window(at_start=True)
         if self.plan is not None:  # resumed: the run keeps the plan it was given
-            self._apply(trainer, pl_module, announce=False)
+            self._apply(trainer, pl_module)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -130,35 +150,61 @@ class TimeBudget(Callback):
         plan = self.plan
         if plan is not None and plan.get("granularity", 0) and trainer.global_step >= plan["steps"]:
             trainer.should_stop = True  # Lightning then validates (and checkpoints) here, mid-epoch or not
-        if self.decided or self._budget is None:
+        if self._budget is None:
             return
         self._seen += 1
-        if self._seen == self.warmup_steps:  # the window is the next measure_steps steps
-            self._window_start = _clock()
-        if self._seen < self.warmup_steps + self.measure_steps:
+        if self._seen == self.warmup_steps:  # measured steps begin after the warm-up
+            self._restart_window()
+        elif self._window_start is not None:
+            self._window_steps += 1
+        if self._window_steps < self.measure_steps:
             return
-        per_batch = (_clock() - self._window_start) / self.measure_steps
-        if self.granularity is None:
-            epochs = self._epochs_that_fit(trainer, per_batch, batch_idx + 1)
-            steps = -1
-        else:
-            steps = self._steps_that_fit(trainer, per_batch)
-            epochs = -1
-        # every rank follows rank 0's clock
-        epochs, steps = trainer.strategy.broadcast((epochs, steps), src=0)
+        if not self.decided or self._at_check(trainer, batch_idx):
+            self._replan(trainer, pl_module, batch_idx)
+
+    def _restart_window(self, at_start: bool = False) -> None:
+        ready = not at_start or self.warmup_steps == 0
+        self._window_start = _clock() if ready else None
+        self._window_steps = 0
+        self._window_validation = 0.0
+
+    def _at_check(self, trainer: L.Trainer, batch_idx: int) -> bool:
+        """Where a decided run measures again: every ``granularity`` steps, or at an epoch's last batch."""
+        if self.granularity is not None:
+            return trainer.global_step % self.granularity == 0
+        return batch_idx + 1 == trainer.num_training_batches
+
+    def _replan(self, trainer: L.Trainer, pl_module: L.LightningModule, batch_idx: int) -> None:
+        """Plan from the steps measured since the last plan: the first time, shorten the configured run
+        to what fits; later, shorten the plan again where the machine has slowed. A plan never grows."""
+        assert self._window_start is not None
+        seconds = _clock() - self._window_start - self._window_validation
+        per_batch = seconds / self._window_steps
+        self._restart_window()
+        renewed = self.decided
         self.decided = True
-        planned_epochs = trainer.max_epochs
-        if planned_epochs is None or planned_epochs < 1:
-            return
-        planned_steps = int(trainer.estimated_stepping_batches)
         if self.granularity is None:
-            if epochs >= planned_epochs:
-                return
-            steps = max(planned_steps * epochs // planned_epochs, 1)
+            count = self._epochs_that_fit(trainer, per_batch, batch_idx + 1)
         else:
-            if steps >= planned_steps:
+            count = self._steps_that_fit(trainer, per_batch)
+        count = trainer.strategy.broadcast(count, src=0)  # every rank follows rank 0's clock
+        plan = self.plan
+        if plan is not None:
+            planned_epochs, planned_steps = plan["planned_epochs"], plan["planned_steps"]
+            epochs_now, current = plan["epochs"], plan["steps"]
+        else:
+            if trainer.max_epochs is None or trainer.max_epochs < 1:
                 return
-            epochs = -(-steps * planned_epochs // planned_steps)  # the epochs the steps begin
+            planned_epochs = epochs_now = trainer.max_epochs
+            planned_steps = current = int(trainer.estimated_stepping_batches)
+        if self.granularity is None:
+            if count >= epochs_now:
+                return
+            epochs, steps = count, max(planned_steps * count // planned_epochs, 1)
+        else:
+            if count >= current:
+                return
+            epochs, steps = -(-count * planned_epochs // planned_steps), count  # the epochs it begins
         self.plan = {
             "epochs": epochs,
             "steps": steps,
@@ -166,7 +212,7 @@ class TimeBudget(Callback):
             "planned_steps": planned_steps,
             "granularity": self.granularity or 0,
         }
-        self._apply(trainer, pl_module, announce=True, per_batch=per_batch)
+        self._apply(trainer, pl_module, previous=current, per_batch=per_batch, renewed=renewed)
 
     def _epochs_that_fit(self, trainer: L.Trainer, per_batch: float, done_in_epoch: int) -> int:
         """The most epochs (at least the current one, at most ``max_epochs``) whose predicted end lies within
@@ -177,8 +223,7 @@ class TimeBudget(Callback):
         current = trainer.current_epoch + 1  # epochs counted up to and with the current one
         if last is None or not math.isfinite(batches) or current >= last:
             return last or current
-        every = trainer.check_val_every_n_epoch or 1
-        validation = (self._val_batch or 0.0) * _finite_sum(trainer.num_val_batches) / every
+        validation = self._validation_seconds(trainer)
         epoch = batches * per_batch + validation
         now = self._offset + _clock() - self._started
         finish_current = now + (batches - done_in_epoch) * per_batch + validation
@@ -195,11 +240,10 @@ class TimeBudget(Callback):
         batches = trainer.num_training_batches
         if epochs is None or not math.isfinite(batches):
             return sys.maxsize
-        planned = int(trainer.estimated_stepping_batches)
-        per_epoch = planned / epochs  # optimiser steps an epoch (fewer than batches when accumulating)
+        planned = int(trainer.estimated_stepping_batches)  # the plan so far (max_steps caps it)
+        per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)  # optimiser steps an epoch
         per_step = per_batch * batches / per_epoch
-        every = trainer.check_val_every_n_epoch or 1
-        validation = (self._val_batch or 0.0) * _finite_sum(trainer.num_val_batches) / every
+        validation = self._validation_seconds(trainer)
         done = trainer.global_step
         now = self._offset + _clock() - self._started
         limit = self._budget / (1.0 - self.tail)
@@ -214,18 +258,34 @@ class TimeBudget(Callback):
             best = steps
         return best
 
+    def _validation_seconds(self, trainer: L.Trainer) -> float:
+        """A validation pass, averaged over the epochs: the last one measured in training, else the fastest
+        sanity-check batch times the validation batches."""
+        every = trainer.check_val_every_n_epoch or 1
+        if self._val_pass is not None:
+            return self._val_pass / every
+        return (self._val_batch or 0.0) * _finite_sum(trainer.num_val_batches) / every
+
     # ---------------------------------------------------------------------------------------- applying
     def _apply(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, *, announce: bool, per_batch: float = 0.0
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        *,
+        previous: int | None = None,
+        per_batch: float = 0.0,
+        renewed: bool = False,
     ) -> None:
+        """Set the trainer's ends and the task's schedule to the plan; ``previous`` (the length it replaces)
+        also prints the one line that says so, and ``None`` (a resumed run) prints nothing."""
         plan = self.plan
         assert plan is not None
         trainer.fit_loop.max_epochs = plan["epochs"]
         if plan.get("granularity", 0):  # a resumed run starts no step past the plan; the stop that
             trainer.fit_loop.epoch_loop.max_steps = plan["steps"]  # validates is on_train_batch_end's
         fit = getattr(pl_module, "fit_to_length", None)
-        changed = fit(plan["steps"], plan["planned_steps"]) if callable(fit) else []
-        if announce and trainer.is_global_zero:
+        changed = fit(plan["steps"], previous or plan["planned_steps"]) if callable(fit) else []
+        if previous is not None and trainer.is_global_zero:
             assert self._budget is not None
             if not plan.get("granularity", 0):
                 what = f"{plan['epochs']} of {plan['planned_epochs']} epochs"
@@ -233,8 +293,9 @@ class TimeBudget(Callback):
                 share = plan["steps"] * plan["planned_epochs"] / plan["planned_steps"]
                 what = f"{plan['steps']} of {plan['planned_steps']} steps ({share:.1f} epochs)"
             log.warning(
-                "time budget: %s fit in max_time %s at %.2f s a step; %s",
+                "time budget: %s %sfit in max_time %s at %.2f s a step; %s",
                 what,
+                "now " if renewed else "",
                 _duration(self._budget),
                 per_batch,
                 "; ".join(changed) if changed else "the learning-rate schedule is kept",
