@@ -34,28 +34,28 @@ class _Clips(L.LightningDataModule):
 
 
 class _Clock(Callback):
-    """A clock that advances ``step`` seconds at the end of every training batch (``slower[1]`` seconds
-    from step ``slower[0]`` on), and the next of ``sanity`` at the end of every sanity-check batch, before
-    TimeBudget looks."""
+    """A clock that advances ``step`` seconds at the end of every training batch (``later``: from step n on,
+    s seconds), ``validation`` seconds at the end of every validation batch after the sanity check, and the
+    next of ``sanity`` at the end of every sanity-check batch, before TimeBudget looks."""
 
     def __init__(
         self,
         step: float,
         sanity: tuple[float, ...] = (),
-        slower: tuple[int, float] | None = None,
+        later: tuple[tuple[int, float], ...] = (),
         validation: float = 0.0,
     ) -> None:
         self.step = step
         self.sanity = list(sanity)
         self.validation = validation  # seconds of a validation batch after the sanity check
-        self.slower = slower
+        self.later = dict(later)  # from this step on, that many seconds a step
         self.now = 0.0
         self.steps = 0
 
     def on_train_batch_end(self, *args: object) -> None:
         self.steps += 1
-        slow = self.slower is not None and self.steps >= self.slower[0]
-        self.now += self.slower[1] if self.slower is not None and slow else self.step
+        self.step = self.later.get(self.steps, self.step)
+        self.now += self.step
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.sanity_checking and self.sanity:
@@ -158,7 +158,7 @@ def test_validation_time_comes_from_the_fastest_sanity_batch(
     # the first sanity batch compiles (500 s), the second takes 10 s: an epoch is 8 x 94 + 2 x 10 = 772 s,
     # so 4 epochs (3088 s) fit in 3600 / 0.95 s and 5 (3860 s) do not; the mean of the two batches
     # (255 s, 1262 s an epoch) would have planned 3
-    clock = _Clock(94.0, sanity=(500.0, 10.0))
+    clock = _Clock(94.0, sanity=(500.0, 10.0), validation=10.0)
     trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, clock=clock, val_batches=2)
     assert clock.sanity == [] and trainer.current_epoch == 4 and trainer.global_step == 4 * BATCHES
 
@@ -258,7 +258,7 @@ def test_a_plan_in_steps_counts_the_validation_at_each_epoch_end_and_at_the_stop
     # a validation pass takes 2 x 10 s (the fastest sanity batch): 40 steps end at 564 + 34 x 94 + 5 x 20 =
     # 3860 s, past 3600 / 0.95; 39 steps at 3766 s (four epoch ends and the stop); without the passes 40
     # would have fit
-    clock = _Clock(94.0, sanity=(500.0, 10.0))
+    clock = _Clock(94.0, sanity=(500.0, 10.0), validation=10.0)
     budget = TimeBudget(2, 4, granularity=1)
     trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=clock, val_batches=2)
     assert trainer.global_step == 39 and budget.plan is not None and budget.plan["epochs"] == 5
@@ -293,7 +293,7 @@ def test_a_machine_that_slows_down_gets_a_shorter_plan(
     # 60 steps, would take 6720 s, and max_time would stop it at step 34 with the cosine at a third of its
     # peak. Measured again at every epoch's end (steps 16 and 24), or every 4 steps from step 12 on, the
     # plan shrinks to 4 epochs, 32 steps, which end at 3360 s
-    clock = _Clock(60.0, slower=(9, 120.0))
+    clock = _Clock(60.0, later=((9, 120.0),))
     budget = TimeBudget(2, 4, granularity=granularity)
     with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
         trainer, rates = _fit(tmp_path, monkeypatch, _task(), 60.0, budget=budget, clock=clock)
@@ -320,6 +320,60 @@ def test_a_machine_that_slows_down_gets_a_shorter_plan(
             "anneals over 32 steps instead of 40",
         ]
     assert caplog.messages == [f"time budget: {line}" for line in expected]
+
+
+@pytest.mark.parametrize(("granularity", "steps", "expected"), [
+    (None, 48, [
+        "3 of 20 epochs fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals over 24 steps "
+        "instead of 160",
+        # steps 7 to 16: 2 x 120 + 8 x 60 s
+        "6 of 20 epochs now fit in max_time 1:00:00 at 72.00 s a step; the learning rate anneals over 48 "
+        "steps instead of 24",
+    ]),
+    (4, 52, [
+        "28 of 160 steps (3.5 epochs) fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals "
+        "over 28 steps instead of 160",
+        # steps 7 to 12: 2 x 120 + 4 x 60 s, then 4 x 60 s
+        "44 of 160 steps (5.5 epochs) now fit in max_time 1:00:00 at 80.00 s a step; the learning rate "
+        "anneals over 44 steps instead of 28",
+        "52 of 160 steps (6.5 epochs) now fit in max_time 1:00:00 at 60.00 s a step; the learning rate "
+        "anneals over 52 steps instead of 44",
+    ]),
+])  # fmt: skip
+def test_a_machine_that_speeds_up_gets_a_longer_plan(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    granularity: int | None,
+    steps: int,
+    expected: list[str],
+) -> None:
+    # 120 s a step while the first plan is made, 60 s from step 9 on: measured again, the plan grows
+    clock = _Clock(120.0, later=((9, 60.0),))
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, rates = _fit(
+            tmp_path,
+            monkeypatch,
+            _task(),
+            120.0,
+            budget=TimeBudget(2, 4, granularity=granularity),
+            clock=clock,
+        )
+    assert trainer.global_step == steps and len(rates.rates) == steps
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == steps  # type: ignore[attr-defined]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # the learning rate keeps falling: a longer plan slows the cosine, it does not raise the rate
+    assert all(later < earlier for earlier, later in zip(rates.rates, rates.rates[1:], strict=False))
+    assert caplog.messages == [f"time budget: {line}" for line in expected]
+
+
+def test_a_plan_in_steps_that_fits_is_left_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 160 steps are not a multiple of 7, and all of them fit: no plan, the run ends at its configured end
+    budget = TimeBudget(2, 4, granularity=7)
+    trainer, _ = _fit(tmp_path, monkeypatch, _task(), 1.0, budget=budget)
+    assert trainer.global_step == 160 and budget.plan is None
 
 
 def test_validation_in_training_is_measured_and_not_counted_as_steps(

@@ -17,11 +17,13 @@ the run in the last ``tail`` of its steps, where a cosine learning rate is below
 ``tail`` 0.05) and little is lost, rather than give up a whole epoch for a small overrun. ``max_time``
 stays the hard limit.
 
-A machine's speed is not constant (a shared or throttled CPU can run its first steps much faster than the
-rest), so the run measures again at every epoch's end, from the steps since the last measurement and the
-validation passes it timed, and shortens the plan again where it no longer fits; a plan never grows. The
-plan is part of every checkpoint, and a resumed run keeps it. How many epochs fit depends on the measured
-speed, so two runs on one machine can differ when the budget falls near an epoch's end (docs/runs.md,
+A machine's speed is not constant (a shared CPU whose host takes time from it can run its first steps
+much faster or slower than the rest), so the run measures again at every epoch's end, from the steps
+since the last measurement (at least ``measure_steps`` of them) and the validation passes it timed, and
+shortens the plan where it no longer fits or lengthens it, up to the configured run, where more now
+fits. The cosine carries on from the current learning rate either way: a longer plan slows its fall and
+never raises the rate. The plan is part of every checkpoint; a resumed run keeps it and measures nothing.
+How long the run is depends on the measured speed, so two runs on one machine can differ (docs/runs.md,
 "Time budget").
 
 With ``granularity`` set, the plan counts optimiser steps in multiples of it instead of whole epochs, and
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from typing import Any
 
@@ -95,6 +96,7 @@ class TimeBudget(Callback):
         self._val_pass: float | None = None  # seconds of the last validation pass during training
         self._batch_started = 0.0
         self._val_started: float | None = None
+        self._resumed = False  # decided in an earlier process: the plan is kept as it is
 
     # --------------------------------------------------------------------------------------- measuring
     def on_validation_batch_start(
@@ -150,7 +152,7 @@ class TimeBudget(Callback):
         plan = self.plan
         if plan is not None and plan.get("granularity", 0) and trainer.global_step >= plan["steps"]:
             trainer.should_stop = True  # Lightning then validates (and checkpoints) here, mid-epoch or not
-        if self._budget is None:
+        if self._budget is None or self._resumed:
             return
         self._seen += 1
         if self._seen == self.warmup_steps:  # measured steps begin after the warm-up
@@ -175,34 +177,35 @@ class TimeBudget(Callback):
         return batch_idx + 1 == trainer.num_training_batches
 
     def _replan(self, trainer: L.Trainer, pl_module: L.LightningModule, batch_idx: int) -> None:
-        """Plan from the steps measured since the last plan: the first time, shorten the configured run
-        to what fits; later, shorten the plan again where the machine has slowed. A plan never grows."""
+        """Plan from the steps measured since the last plan: the first time, shorten the configured run to
+        what fits; later, shorten the plan again where the machine has slowed, or lengthen it (up to the
+        configured run) where it has sped up."""
         assert self._window_start is not None
         seconds = _clock() - self._window_start - self._window_validation
         per_batch = seconds / self._window_steps
         self._restart_window()
         renewed = self.decided
         self.decided = True
-        if self.granularity is None:
-            count = self._epochs_that_fit(trainer, per_batch, batch_idx + 1)
-        else:
-            count = self._steps_that_fit(trainer, per_batch)
-        count = trainer.strategy.broadcast(count, src=0)  # every rank follows rank 0's clock
         plan = self.plan
         if plan is not None:
             planned_epochs, planned_steps = plan["planned_epochs"], plan["planned_steps"]
             epochs_now, current = plan["epochs"], plan["steps"]
         else:
             if trainer.max_epochs is None or trainer.max_epochs < 1:
-                return
+                return  # an endless run has no length to fit
             planned_epochs = epochs_now = trainer.max_epochs
             planned_steps = current = int(trainer.estimated_stepping_batches)
         if self.granularity is None:
-            if count >= epochs_now:
+            count = self._epochs_that_fit(trainer, per_batch, batch_idx + 1, planned_epochs)
+        else:
+            count = self._steps_that_fit(trainer, per_batch, planned_steps)
+        count = trainer.strategy.broadcast(count, src=0)  # every rank follows rank 0's clock
+        if self.granularity is None:
+            if count == epochs_now or (plan is None and count >= planned_epochs):
                 return
             epochs, steps = count, max(planned_steps * count // planned_epochs, 1)
         else:
-            if count >= current:
+            if count == current or (plan is None and count >= planned_steps):
                 return
             epochs, steps = -(-count * planned_epochs // planned_steps), count  # the epochs it begins
         self.plan = {
@@ -214,15 +217,14 @@ class TimeBudget(Callback):
         }
         self._apply(trainer, pl_module, previous=current, per_batch=per_batch, renewed=renewed)
 
-    def _epochs_that_fit(self, trainer: L.Trainer, per_batch: float, done_in_epoch: int) -> int:
-        """The most epochs (at least the current one, at most ``max_epochs``) whose predicted end lies within
-        ``max_time / (1 - tail)``."""
+    def _epochs_that_fit(self, trainer: L.Trainer, per_batch: float, done_in_epoch: int, last: int) -> int:
+        """The most epochs (at least the current one, at most ``last``, the configured run) whose predicted
+        end lies within ``max_time / (1 - tail)``."""
         assert self._budget is not None
-        last = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
         batches = trainer.num_training_batches
         current = trainer.current_epoch + 1  # epochs counted up to and with the current one
-        if last is None or not math.isfinite(batches) or current >= last:
-            return last or current
+        if not math.isfinite(batches) or current >= last:
+            return max(last, current)
         validation = self._validation_seconds(trainer)
         epoch = batches * per_batch + validation
         now = self._offset + _clock() - self._started
@@ -231,16 +233,14 @@ class TimeBudget(Callback):
         more = math.floor((limit - finish_current) / epoch) if epoch > 0 else last
         return min(max(current + max(more, 0), current), last)
 
-    def _steps_that_fit(self, trainer: L.Trainer, per_batch: float) -> int:
+    def _steps_that_fit(self, trainer: L.Trainer, per_batch: float, planned: int) -> int:
         """The most optimiser steps, a multiple of ``granularity`` (at least the first multiple not yet
-        reached, at most the planned run), whose predicted end lies within ``max_time / (1 - tail)``; a run
-        that is not planned in steps and epochs (no ``max_epochs``, an endless loader) keeps its length."""
+        reached, at most ``planned``, the configured run), whose predicted end lies within
+        ``max_time / (1 - tail)``; a run without a finite epoch (an endless loader) keeps its length."""
         assert self._budget is not None and self.granularity is not None
-        epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
         batches = trainer.num_training_batches
-        if epochs is None or not math.isfinite(batches):
-            return sys.maxsize
-        planned = int(trainer.estimated_stepping_batches)  # the plan so far (max_steps caps it)
+        if not math.isfinite(batches):
+            return planned
         per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)  # optimiser steps an epoch
         per_step = per_batch * batches / per_epoch
         validation = self._validation_seconds(trainer)
@@ -248,8 +248,9 @@ class TimeBudget(Callback):
         now = self._offset + _clock() - self._started
         limit = self._budget / (1.0 - self.tail)
         least = -(-max(done, 1) // self.granularity) * self.granularity
-        best = min(least, planned)
-        for steps in range(least, planned + 1, self.granularity):
+        candidates = [*range(least, planned, self.granularity), planned]  # the configured end included
+        best = candidates[0]
+        for steps in candidates:
             # a validation at every epoch end up to the stop, and one more where it falls mid-epoch
             epochs_ended = math.floor(steps / per_epoch + 1e-9)
             passes = epochs_ended - trainer.current_epoch + (0 if _whole(steps / per_epoch) else 1)
@@ -306,7 +307,7 @@ class TimeBudget(Callback):
         return {"decided": self.decided, "plan": dict(self.plan) if self.plan is not None else None}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.decided = bool(state_dict.get("decided", False))
+        self.decided = self._resumed = bool(state_dict.get("decided", False))
         plan = state_dict.get("plan")
         self.plan = {key: int(value) for key, value in plan.items()} if isinstance(plan, dict) else None
 
