@@ -326,18 +326,20 @@ def test_a_machine_that_slows_down_gets_a_shorter_plan(
     (None, 48, [
         "3 of 20 epochs fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals over 24 steps "
         "instead of 160",
-        # steps 7 to 16: 2 x 120 + 8 x 60 s
-        "6 of 20 epochs now fit in max_time 1:00:00 at 72.00 s a step; the learning rate anneals over 48 "
+        # steps 7 to 16: 2 x 120 + 8 x 60 s; then 8 x 60 s
+        "5 of 20 epochs now fit in max_time 1:00:00 at 72.00 s a step; the learning rate anneals over 40 "
         "steps instead of 24",
+        "6 of 20 epochs now fit in max_time 1:00:00 at 60.00 s a step; the learning rate anneals over 48 "
+        "steps instead of 40",
     ]),
     (4, 52, [
         "28 of 160 steps (3.5 epochs) fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals "
         "over 28 steps instead of 160",
         # steps 7 to 12: 2 x 120 + 4 x 60 s, then 4 x 60 s
-        "44 of 160 steps (5.5 epochs) now fit in max_time 1:00:00 at 80.00 s a step; the learning rate "
-        "anneals over 44 steps instead of 28",
+        "40 of 160 steps (5.0 epochs) now fit in max_time 1:00:00 at 80.00 s a step; the learning rate "
+        "anneals over 40 steps instead of 28",
         "52 of 160 steps (6.5 epochs) now fit in max_time 1:00:00 at 60.00 s a step; the learning rate "
-        "anneals over 52 steps instead of 44",
+        "anneals over 52 steps instead of 40",
     ]),
 ])  # fmt: skip
 def test_a_machine_that_speeds_up_gets_a_longer_plan(
@@ -348,7 +350,8 @@ def test_a_machine_that_speeds_up_gets_a_longer_plan(
     steps: int,
     expected: list[str],
 ) -> None:
-    # 120 s a step while the first plan is made, 60 s from step 9 on: measured again, the plan grows
+    # 120 s a step while the first plan is made, 60 s from step 9 on: measured again, the plan grows, to
+    # what ends within max_time itself (3600 s), not max_time / (1 - tail) as a shorter plan may
     clock = _Clock(120.0, later=((9, 60.0),))
     with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
         trainer, rates = _fit(
@@ -365,6 +368,21 @@ def test_a_machine_that_speeds_up_gets_a_longer_plan(
     # the learning rate keeps falling: a longer plan slows the cosine, it does not raise the rate
     assert all(later < earlier for earlier, later in zip(rates.rates, rates.rates[1:], strict=False))
     assert caplog.messages == [f"time budget: {line}" for line in expected]
+
+
+def test_a_small_change_of_speed_leaves_the_plan_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 94 s a step, then 90 s from step 9 on: 40 steps are planned at step 6; at 90 s a step 41 would end
+    # within max_time / (1 - tail) but not within max_time (the last check, at step 38: 3542 s), so the
+    # plan is not lengthened, and the first line is the only one
+    budget = TimeBudget(2, 4, granularity=1)
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, _ = _fit(
+            tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=_Clock(94.0, later=((9, 90.0),))
+        )
+    assert trainer.global_step == 40 and len(caplog.messages) == 1
+    assert caplog.messages[0].startswith("time budget: 40 of 160 steps (5.0 epochs) fit")
 
 
 def test_a_plan_in_steps_that_fits_is_left_as_configured(

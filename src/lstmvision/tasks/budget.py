@@ -20,8 +20,9 @@ stays the hard limit.
 A machine's speed is not constant (a shared CPU whose host takes time from it can run its first steps
 much faster or slower than the rest), so the run measures again at every epoch's end, from the steps
 since the last measurement (at least ``measure_steps`` of them) and the validation passes it timed, and
-shortens the plan where it no longer fits or lengthens it, up to the configured run, where more now
-fits. The cosine carries on from the current learning rate either way: a longer plan slows its fall and
+shortens the plan where it no longer ends within ``max_time / (1 - tail)``, or lengthens it (up to the
+configured run) where a longer one ends within ``max_time`` itself: between the two a plan stays, so a
+speed measured a little faster or slower does not change it back and forth. The cosine carries on from the current learning rate either way: a longer plan slows its fall and
 never raises the rate. The plan is part of every checkpoint; a resumed run keeps it and measures nothing.
 How long the run is depends on the measured speed, so two runs on one machine can differ (docs/runs.md,
 "Time budget").
@@ -195,18 +196,23 @@ class TimeBudget(Callback):
                 return  # an endless run has no length to fit
             planned_epochs = epochs_now = trainer.max_epochs
             planned_steps = current = int(trainer.estimated_stepping_batches)
+        # shorten to what ends within max_time / (1 - tail); lengthen only to what ends within max_time
+        # itself, so that a speed measured a little faster or slower leaves the plan as it is
+        assert self._budget is not None
+        fits = [
+            self._epochs_that_fit(trainer, per_batch, batch_idx + 1, planned_epochs, limit)
+            if self.granularity is None
+            else self._steps_that_fit(trainer, per_batch, planned_steps, limit)
+            for limit in (self._budget / (1.0 - self.tail), self._budget)
+        ]
+        shorter, longer = trainer.strategy.broadcast(fits, src=0)  # every rank follows rank 0's clock
+        now = epochs_now if self.granularity is None else current
+        count = shorter if shorter < now else max(longer, now)
+        if count == now:
+            return
         if self.granularity is None:
-            count = self._epochs_that_fit(trainer, per_batch, batch_idx + 1, planned_epochs)
-        else:
-            count = self._steps_that_fit(trainer, per_batch, planned_steps)
-        count = trainer.strategy.broadcast(count, src=0)  # every rank follows rank 0's clock
-        if self.granularity is None:
-            if count == epochs_now or (plan is None and count >= planned_epochs):
-                return
             epochs, steps = count, max(planned_steps * count // planned_epochs, 1)
         else:
-            if count == current or (plan is None and count >= planned_steps):
-                return
             epochs, steps = -(-count * planned_epochs // planned_steps), count  # the epochs it begins
         self.plan = {
             "epochs": epochs,
@@ -217,9 +223,11 @@ class TimeBudget(Callback):
         }
         self._apply(trainer, pl_module, previous=current, per_batch=per_batch, renewed=renewed)
 
-    def _epochs_that_fit(self, trainer: L.Trainer, per_batch: float, done_in_epoch: int, last: int) -> int:
+    def _epochs_that_fit(
+        self, trainer: L.Trainer, per_batch: float, done_in_epoch: int, last: int, limit: float
+    ) -> int:
         """The most epochs (at least the current one, at most ``last``, the configured run) whose predicted
-        end lies within ``max_time / (1 - tail)``."""
+        end lies within ``limit`` seconds of training."""
         assert self._budget is not None
         batches = trainer.num_training_batches
         current = trainer.current_epoch + 1  # epochs counted up to and with the current one
@@ -229,14 +237,13 @@ class TimeBudget(Callback):
         epoch = batches * per_batch + validation
         now = self._offset + _clock() - self._started
         finish_current = now + (batches - done_in_epoch) * per_batch + validation
-        limit = self._budget / (1.0 - self.tail)
         more = math.floor((limit - finish_current) / epoch) if epoch > 0 else last
         return min(max(current + max(more, 0), current), last)
 
-    def _steps_that_fit(self, trainer: L.Trainer, per_batch: float, planned: int) -> int:
+    def _steps_that_fit(self, trainer: L.Trainer, per_batch: float, planned: int, limit: float) -> int:
         """The most optimiser steps, a multiple of ``granularity`` (at least the first multiple not yet
-        reached, at most ``planned``, the configured run), whose predicted end lies within
-        ``max_time / (1 - tail)``; a run without a finite epoch (an endless loader) keeps its length."""
+        reached, at most ``planned``, the configured run), whose predicted end lies within ``limit`` seconds
+        of training; a run without a finite epoch (an endless loader) keeps its length."""
         assert self._budget is not None and self.granularity is not None
         batches = trainer.num_training_batches
         if not math.isfinite(batches):
@@ -246,7 +253,6 @@ class TimeBudget(Callback):
         validation = self._validation_seconds(trainer)
         done = trainer.global_step
         now = self._offset + _clock() - self._started
-        limit = self._budget / (1.0 - self.tail)
         least = -(-max(done, 1) // self.granularity) * self.granularity
         candidates = [*range(least, planned, self.granularity), planned]  # the configured end included
         best = candidates[0]
