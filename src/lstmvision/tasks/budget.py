@@ -1,5 +1,5 @@
-"""Fit a run that ``max_time`` would cut into its time: the epochs that fit, with the learning rate
-annealing over them.
+"""Fit a run that ``max_time`` would cut into its time: the epochs (or steps) that fit, with the learning
+rate annealing over them.
 
 Lightning's ``max_time`` stops a run wherever the clock runs out. With a cosine learning rate planned
 over the whole run, a slower machine then stops in the middle of it, at a high learning rate.
@@ -52,8 +52,8 @@ _clock = time.monotonic  # the tests replace it with a clock they drive
 
 
 class TimeBudget(Callback):
-    """Lower ``max_epochs`` to what fits in the trainer's ``max_time``, and fit the task's learning-rate
-    schedule to it (see the module docstring). Add it to ``trainer.callbacks``; without ``max_time`` it does
+    """Lower ``max_epochs`` (or stop at a step) to what fits in the trainer's ``max_time``, measured again as
+    the run goes, and fit the task's learning-rate schedule to it (see the module docstring). Add it to ``trainer.callbacks``; without ``max_time`` it does
     nothing.
 
     Args:
