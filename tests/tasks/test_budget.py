@@ -385,6 +385,25 @@ def test_a_small_change_of_speed_leaves_the_plan_as_it_is(
     assert caplog.messages[0].startswith("time budget: 40 of 160 steps (5.0 epochs) fit")
 
 
+@pytest.mark.parametrize(("granularity", "faster"), [(None, 33), (4, 37)])
+def test_a_plan_is_not_lengthened_at_its_end(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    granularity: int | None,
+    faster: int,
+) -> None:
+    # 94 s a step plans 40 steps (5 epochs); from step 33 (the last epoch) or 37 (the last 4 steps) on a
+    # step takes 1 s, so at step 40 far more would fit, but the cosine has reached 0 there: the run ends
+    # as planned
+    clock = _Clock(94.0, later=((faster, 1.0),))
+    budget = TimeBudget(2, 4, granularity=granularity)
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=clock)
+    assert trainer.global_step == 40 and len(caplog.messages) == 1
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == 40  # type: ignore[attr-defined]
+
+
 def test_a_plan_in_steps_that_fits_is_left_as_configured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,10 +22,11 @@ much faster or slower than the rest), so the run measures again at every epoch's
 since the last measurement (at least ``measure_steps`` of them) and the validation passes it timed, and
 shortens the plan where it no longer ends within ``max_time / (1 - tail)``, or lengthens it (up to the
 configured run) where a longer one ends within ``max_time`` itself: between the two a plan stays, so a
-speed measured a little faster or slower does not change it back and forth. The cosine carries on from the current learning rate either way: a longer plan slows its fall and
-never raises the rate. The plan is part of every checkpoint; a resumed run keeps it and measures nothing.
-How long the run is depends on the measured speed, so two runs on one machine can differ (docs/runs.md,
-"Time budget").
+speed measured a little faster or slower does not change it back and forth. The cosine carries on from
+the current learning rate either way: a longer plan slows its fall and never raises the rate; at the
+plan's last step, where the rate is 0, nothing is measured. The plan is part of every checkpoint; a
+resumed run keeps it and measures nothing. How long the run is depends on the measured speed, so two runs
+on one machine can differ (docs/runs.md, "Time budget").
 
 With ``granularity`` set, the plan counts optimiser steps in multiples of it instead of whole epochs, and
 is measured again every ``granularity`` steps: the run stops at the planned step, in the middle of an
@@ -53,8 +54,8 @@ _clock = time.monotonic  # the tests replace it with a clock they drive
 
 class TimeBudget(Callback):
     """Lower ``max_epochs`` (or stop at a step) to what fits in the trainer's ``max_time``, measured again as
-    the run goes, and fit the task's learning-rate schedule to it (see the module docstring). Add it to ``trainer.callbacks``; without ``max_time`` it does
-    nothing.
+    the run goes, and fit the task's learning-rate schedule to it (see the module docstring). Add it to
+    ``trainer.callbacks``; without ``max_time`` it does nothing.
 
     Args:
         warmup_steps: training steps left out of the measurement (first calls set up kernels and workers).
@@ -153,6 +154,7 @@ class TimeBudget(Callback):
         plan = self.plan
         if plan is not None and plan.get("granularity", 0) and trainer.global_step >= plan["steps"]:
             trainer.should_stop = True  # Lightning then validates (and checkpoints) here, mid-epoch or not
+            return  # the cosine is at its end: a longer plan now would train on at a rate of 0
         if self._budget is None or self._resumed:
             return
         self._seen += 1
@@ -172,10 +174,12 @@ class TimeBudget(Callback):
         self._window_validation = 0.0
 
     def _at_check(self, trainer: L.Trainer, batch_idx: int) -> bool:
-        """Where a decided run measures again: every ``granularity`` steps, or at an epoch's last batch."""
+        """Where a decided run measures again: every ``granularity`` steps, or at the last batch of an epoch
+        before the last (where the cosine is at its end, and a longer plan would train on at a rate of 0)."""
         if self.granularity is not None:
             return trainer.global_step % self.granularity == 0
-        return batch_idx + 1 == trainer.num_training_batches
+        last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+        return batch_idx + 1 == trainer.num_training_batches and not last_epoch
 
     def _replan(self, trainer: L.Trainer, pl_module: L.LightningModule, batch_idx: int) -> None:
         """Plan from the steps measured since the last plan: the first time, shorten the configured run to
