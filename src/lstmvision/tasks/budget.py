@@ -210,9 +210,9 @@ class TimeBudget(Callback):
             for limit in (self._budget / (1.0 - self.tail), self._budget)
         ]
         shorter, longer = trainer.strategy.broadcast(fits, src=0)  # every rank follows rank 0's clock
-        now = epochs_now if self.granularity is None else current
-        count = shorter if shorter < now else max(longer, now)
-        if count == now:
+        length = epochs_now if self.granularity is None else current  # in the plan's unit
+        count = shorter if shorter < length else max(longer, length)
+        if count == length:
             return
         if self.granularity is None:
             epochs, steps = count, max(planned_steps * count // planned_epochs, 1)
