@@ -163,6 +163,33 @@ def test_video_prediction_with_2_processes(tmp_path: Path, capsys: pytest.Captur
     assert frames_two and set(frames_two) <= set(frames_one), (frames_one, frames_two)
 
 
+def _validate(
+    tmp_path: Path, base: list[str], ckpt: Path, experiment: str, processes: int
+) -> dict[str, float]:
+    """Validate ``ckpt`` on 5 clips, which 2 processes cannot split evenly; the logged metrics."""
+    argv = ["validate", *base, *COMMON, "--data.init_args.val_size", "5", "--ckpt_path", str(ckpt)]
+    before = set(ckpt.parents[1].glob("validate-*"))
+    if processes == 2:
+        _cli(tmp_path, *argv, *DDP, "--experiment", experiment)
+    else:
+        main([*argv, *ONE, "--experiment", experiment, "--runs_dir", str(tmp_path / "runs")])
+    folder = _new_folder(ckpt.parents[1], "validate", before)
+    with (folder / "metrics.csv").open() as handle:
+        (row,) = [row for row in csv.DictReader(handle) if row.get("val/mse") or row.get("val/acc")]
+    return {key: float(value) for key, value in row.items() if key.startswith("val/") and value}
+
+
+def test_validation_with_2_processes_counts_each_clip_once(tmp_path: Path) -> None:
+    # Lightning's validation sampler deals the 5 clips as 3 + 3, the sixth a repeat of the first: left out
+    # (CountedRows), and the uneven 3 + 2 clips averaged over both processes (RowMeans), the metrics are
+    # those of one process
+    last = _fit_with_2_processes(tmp_path, PREDICTION)
+    one = _validate(tmp_path, PREDICTION, last, "val1", 1)
+    two = _validate(tmp_path, PREDICTION, last, "val2", 2)
+    assert set(one) == {"val/mse", "val/ssim"}
+    assert two == pytest.approx(one, rel=1e-6)
+
+
 def test_video_classification_with_2_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     last = _fit_with_2_processes(tmp_path, CLASSIFICATION)
     one = _test(tmp_path, CLASSIFICATION, last, "test1", capsys)

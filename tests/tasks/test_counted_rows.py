@@ -1,4 +1,5 @@
-"""CountedRows: which rows of the test batches the metrics count when a data set skips unusable samples."""
+"""CountedRows: which rows of the validation and test batches the metrics count (a data set that skips unusable
+samples, a DDP sampler that repeats some); RowMeans: means over the rows counted."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from lstmvision.data import SkippedSamples, SkipsUnusable
 from lstmvision.data.datamodules.sharding import UnrepeatedShardSampler
-from lstmvision.tasks.outputs import CountedRows
+from lstmvision.tasks.outputs import CountedRows, RowMeans
 
 
 class _Ten(SkipsUnusable, Dataset[torch.Tensor]):
@@ -76,3 +77,72 @@ def test_every_row_counts_without_skipping() -> None:
     assert _masks(DataLoader(_Ten({3}, skip=False), batch_size=4)) == ([None, None, None], 0)
     plain = DataLoader(torch.arange(5), batch_size=2)  # a data set that never skips
     assert _masks(plain) == ([None, None, None], 0)
+
+
+def _rows_of(loader: DataLoader) -> tuple[list[list[int]], list[list[bool] | None], CountedRows]:
+    rows = CountedRows("val")
+    rows.start(SimpleNamespace(val_dataloaders=loader))
+    batches, masks = [], []
+    for batch in loader:
+        batches.append(batch.tolist())
+        own = rows.own(len(batch))
+        masks.append(None if own is None else own.tolist())
+    return batches, masks, rows
+
+
+def test_the_rows_a_distributed_sampler_repeats_are_left_out_once() -> None:
+    # 10 samples on 3 processes: the sampler pads the order to 12 with samples 0 and 1 again, dealt to
+    # processes 1 and 2 as their last rows. Sample 0 is unusable: process 0 leaves its own row of it out
+    # as skipped (its copy, sample 1, would count twice), process 1 its repeat of it as a repeat
+    counted: list[int] = []
+    for rank, expected_batches, expected_masks, repeats, left_out in [
+        (0, [[0, 3, 6], [9]], [[False, True, True], None], 0, 1),
+        (1, [[1, 4, 7], [0]], [None, [False]], 1, 0),
+        (2, [[2, 5, 8], [1]], [None, [False]], 1, 0),
+    ]:
+        dataset = _Ten({0})
+        sampler = DistributedSampler(dataset, num_replicas=3, rank=rank, shuffle=False)
+        batches, masks, rows = _rows_of(DataLoader(dataset, batch_size=3, sampler=sampler))
+        assert (batches, masks, rows.repeats, rows.left_out) == (
+            expected_batches,
+            expected_masks,
+            repeats,
+            left_out,
+        )
+        for batch, mask in zip(batches, masks, strict=True):
+            counted += [
+                sample for sample, keep in zip(batch, mask or [True] * len(batch), strict=True) if keep
+            ]
+    assert sorted(counted) == list(range(1, 10))  # every usable sample once, across the processes
+
+
+def test_a_shuffled_distributed_sampler_and_one_that_divides_evenly() -> None:
+    # shuffled, the padding still repeats the first samples of the (shuffled) order at its end
+    dataset = torch.arange(10)
+    seen = []
+    for rank in range(4):
+        sampler = DistributedSampler(dataset, num_replicas=4, rank=rank, shuffle=True, seed=3)
+        batches, masks, rows = _rows_of(DataLoader(dataset, batch_size=2, sampler=sampler))
+        assert rows.repeats == (1 if rank >= 2 else 0)
+        for batch, mask in zip(batches, masks, strict=True):
+            seen += [sample for sample, keep in zip(batch, mask or [True] * len(batch), strict=True) if keep]
+    assert sorted(seen) == list(range(10))
+    # 10 samples on 2 processes, or with drop_last: nothing is repeated, nothing left out
+    for sampler in (
+        DistributedSampler(dataset, num_replicas=2, rank=1, shuffle=False),
+        DistributedSampler(dataset, num_replicas=3, rank=2, shuffle=False, drop_last=True),
+    ):
+        _, masks, rows = _rows_of(DataLoader(dataset, batch_size=2, sampler=sampler))
+        assert all(mask is None for mask in masks) and rows.repeats == 0
+
+
+def test_row_means_weigh_every_row_alike_and_check_their_keys() -> None:
+    means = RowMeans("mse", "acc")
+    assert means.means(None) == {}  # no row counted: nothing to log
+    means.add(3, mse=torch.tensor(30.0), acc=torch.tensor(2))
+    means.add(1, mse=torch.tensor(2.0, dtype=torch.bfloat16), acc=torch.tensor(1.0))
+    assert means.means(None) == {"mse": 8.0, "acc": 0.75}  # (30 + 2) / 4 and 3 / 4: per row, not per batch
+    with pytest.raises(ValueError, match=r"RowMeans takes the sums of \['acc', 'mse'\], got \['mse'\]"):
+        means.add(1, mse=torch.tensor(1.0))
+    means.reset()
+    assert means.means(None) == {}

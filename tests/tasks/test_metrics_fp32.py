@@ -68,7 +68,9 @@ def test_prediction_metrics_and_loss_do_not_depend_on_the_precision(monkeypatch:
     for name, context in _contexts().items():
         with context():
             loss = task.training_step(clips, 0)
+            task.on_validation_epoch_start()
             task.validation_step(clips, 0)
+            task.on_validation_epoch_end()
             task.on_test_epoch_start()
             task.test_step(clips, 0)
         assert loss is not None and loss.dtype == torch.float32, name
@@ -123,7 +125,9 @@ def test_classification_metrics_and_loss_do_not_depend_on_the_precision(
     for name, context in _contexts().items():
         with context():
             loss = task.training_step((clips, labels), 0)
+            task.on_validation_epoch_start()
             task.validation_step((clips, labels), 0)
+            task.on_validation_epoch_end()
             task.on_test_epoch_start()
             task.test_step((clips, labels), 0)
         assert loss is not None and loss.dtype == torch.float32 and loss.requires_grad, name

@@ -21,6 +21,7 @@ from lstmvision.metrics import ClassificationMetrics, fp32
 from lstmvision.tasks.base import Interval, Task
 from lstmvision.tasks.outputs import (
     CountedRows,
+    RowMeans,
     announce,
     gather_on_rank_zero,
     predicted_sample_names,
@@ -239,6 +240,7 @@ class VideoClassificationTask(Task):
         self._metrics = metrics
         self._early = {f: ClassificationMetrics(num_classes, top_k=top_k) for f in self.observed_fractions}
         self._rows, self._val_rows = CountedRows("test"), CountedRows("val")
+        self._val_means = RowMeans("loss", "acc")
         self._clip_lengths: set[int] = set()
         self._predictions: list[tuple[Tensor, Tensor]] = []  # (top-k classes, their probabilities)
 
@@ -331,18 +333,23 @@ class VideoClassificationTask(Task):
 
     def on_validation_epoch_start(self) -> None:
         self._val_rows.start(self._trainer)
+        self._val_means.reset()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        # a row served in place of a video skipped as unusable repeats the next video: not counted
+        # a row served in place of a video skipped as unusable, or repeated by a DDP sampler: not counted
         clips, labels = self._val_rows.counted(*self._labelled(batch))
         if not len(labels):
             return
         logits = self._logits(clips)
         # the training loss (label smoothing included), so that the two curves are comparable
-        loss = _cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        self.log("val/loss", loss, sync_dist=True, batch_size=len(labels))
-        self.log("val/acc", accuracy, prog_bar=True, sync_dist=True, batch_size=len(labels))
+        losses = _cross_entropy(logits, labels, label_smoothing=self.label_smoothing, reduction="none")
+        correct = (logits.argmax(dim=1) == labels).sum()
+        self._val_means.add(len(labels), loss=losses.sum(), acc=correct)
+
+    def on_validation_epoch_end(self) -> None:
+        # means over the videos of every process, the same on each (RowMeans); logged once an epoch
+        for key, value in self._val_means.means(self._trainer).items():
+            self.log(f"val/{key}", value, prog_bar=key == "acc", sync_dist=True)
 
     # ---------------------------------------------------------------------------------------- testing
     def on_test_epoch_start(self) -> None:

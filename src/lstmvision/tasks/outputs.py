@@ -94,7 +94,9 @@ class CountedRows:
     """Which rows of a process's validation or test batches (``stage`` ``"val"`` or ``"test"``) are their
     own sample's, so that the metrics leave out the rows a data set served in place of an unusable sample
     it skipped (``on_corrupt: skip``): such a row is a copy of the next usable sample, which would
-    otherwise count twice.
+    otherwise count twice. For the same reason they leave out the rows torch's ``DistributedSampler``
+    repeats to give every process as many (Lightning's validation sampler under DDP): its padding repeats
+    the first samples at the end, and a process's rows from there on are copies.
 
     :meth:`start` at the start of an epoch of the stage, then :meth:`counted` (or :meth:`own`) once per
     batch, in order. A row's sample is known when the loader's sampler reads in a fixed order:
@@ -112,6 +114,8 @@ class CountedRows:
         self._next = 0
         self._sampler = ""
         self.left_out = 0  # rows of this process's epoch served in place of a skipped sample
+        self.repeats = 0  # rows of this process's epoch that repeat a sample another row has
+        self._unrepeated: int | None = None  # this process's rows before the sampler's padding
 
     def start(self, trainer: Any) -> None:
         """Follow ``trainer``'s (first) loader of the stage from its first row (none: every row counts)."""
@@ -126,21 +130,29 @@ class CountedRows:
         ):
             self._order = list(sampler)
         self._sampler = type(sampler).__name__
+        self._unrepeated = _unrepeated_rows(sampler)
         self._next = 0
         self.left_out = 0
+        self.repeats = 0
 
     def own(self, count: int) -> Tensor | None:
         """For the next ``count`` rows: None when each is its own sample's (or the order is unknown), else
         a bool mask, False at the rows served in place of a skipped sample."""
         first, self._next = self._next, self._next + count
+        unique: Tensor | None = None  # False at the rows the sampler's padding repeats
+        if self._unrepeated is not None and first + count > self._unrepeated:
+            unique = torch.arange(first, first + count) < self._unrepeated
+            self.repeats += int((~unique).sum())
         flags = getattr(self._dataset, "skipped_among", None)
         if self._order is None or not callable(flags):
-            return None
+            return unique
         skipped = flags(self._order[first : first + count])
+        if unique is not None and skipped is not None:
+            skipped = skipped & unique  # a repeated row is left out once, as a repeat
         if skipped is None or not bool(skipped.any()):
-            return None
+            return unique
         self.left_out += int(skipped.sum())
-        return ~skipped
+        return ~skipped if unique is None else ~skipped & unique
 
     def counted(self, *rows: Tensor) -> tuple[Tensor, ...]:
         """The next ``len(rows[0])`` rows of each of ``rows`` (batch-first tensors of one batch), less those
@@ -166,6 +178,60 @@ class CountedRows:
         count = torch.tensor(float(self.left_out), device=trainer.strategy.root_device)
         total = trainer.strategy.reduce(count, reduce_op="sum")
         return round(float(total))
+
+
+class RowMeans:
+    """Means of ``keys`` over the rows of an epoch of every process: float64 sums of per-row values and a
+    row count, added up over the processes at the epoch's end.
+
+    What it replaces, ``self.log(..., sync_dist=True, batch_size=n)`` per batch, averages each process's
+    sums and counts over the processes and divides by the averaged count as an integer: the mean is wrong
+    (by up to a factor 2 with 2 processes) whenever the processes count different numbers of rows, as
+    they do once :class:`CountedRows` leaves out repeated and skipped rows.
+    """
+
+    def __init__(self, *keys: str) -> None:
+        self.keys = keys
+        self._sums = torch.zeros(len(keys), dtype=torch.float64)
+        self._rows = 0
+
+    def reset(self) -> None:
+        self._sums, self._rows = torch.zeros(len(self.keys), dtype=torch.float64), 0
+
+    def add(self, rows: int, **sums: Tensor) -> None:
+        """Add a batch of ``rows`` rows, with each key's sum of its per-row values over them."""
+        if set(sums) != set(self.keys):
+            raise ValueError(f"RowMeans takes the sums of {sorted(self.keys)}, got {sorted(sums)}")
+        batch = torch.stack([sums[key].detach().to(torch.float64).reshape(()) for key in self.keys])
+        self._sums = self._sums.to(batch.device) + batch
+        self._rows += rows
+
+    def means(self, trainer: Any) -> dict[str, float]:
+        """Each key's mean over the rows of every process (a collective under DDP: every rank must ask);
+        this process's without a trainer; empty when no row was counted."""
+        rows = torch.tensor([float(self._rows)], dtype=torch.float64, device=self._sums.device)
+        local = torch.cat([self._sums, rows])
+        if trainer is not None:
+            local = trainer.strategy.reduce(local.to(trainer.strategy.root_device), reduce_op="sum")
+        totals = local.tolist()
+        count = totals.pop()
+        return {key: total / count for key, total in zip(self.keys, totals, strict=True)} if count else {}
+
+
+def _unrepeated_rows(sampler: Any) -> int | None:
+    """How many of a process's rows come before the padding of torch's own ``DistributedSampler`` (None:
+    another sampler, or one that repeats nothing). Its padded order appends the first samples again and
+    deals the whole out in turn, so process ``rank``'s row ``i`` is position ``rank + i * num_replicas``,
+    a repeat from position ``len(dataset)`` on."""
+    if (
+        not isinstance(sampler, DistributedSampler)
+        or type(sampler).__iter__ is not DistributedSampler.__iter__
+    ):
+        return None  # a subclass may deal otherwise (UnrepeatedShardSampler repeats nothing)
+    size = len(sampler.dataset)  # type: ignore[arg-type]  # a DistributedSampler's data set is sized
+    if sampler.drop_last or sampler.total_size <= size:
+        return None
+    return max(0, -(-(size - sampler.rank) // sampler.num_replicas))
 
 
 def _sample_name(dataset: Any, index: int) -> str | None:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from lstmvision.metrics import METRIC_NAMES, VideoMetrics, fp32, frame_mse, frame_ssim
 from lstmvision.tasks.base import Interval, Task
 from lstmvision.tasks.compiling import compile_time_step
-from lstmvision.tasks.outputs import CountedRows, announce, gather_on_rank_zero, skipped_rows
+from lstmvision.tasks.outputs import CountedRows, RowMeans, announce, gather_on_rank_zero, skipped_rows
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.tasks.schedules import SamplingSchedule, ScheduledSampling
 from lstmvision.viz import plot_per_frame_metrics, save_frames_png, save_prediction_gif
@@ -165,6 +165,7 @@ class VideoPredictionTask(Task):
         self.predict_future = predict_future
         self._metrics = {name: VideoMetrics() for name in _SERIES}
         self._rows, self._val_rows = CountedRows("test"), CountedRows("val")
+        self._val_means = RowMeans("mse", "ssim")
         self._shown: dict[str, list[Tensor]] = {}
         self._frames_written = 0
         self._test_dir: Path | None = None
@@ -243,17 +244,22 @@ class VideoPredictionTask(Task):
 
     def on_validation_epoch_start(self) -> None:
         self._val_rows.start(self._trainer)
+        self._val_means.reset()
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        # a row served in place of a clip skipped as unusable repeats the next clip: not counted
+        # a row served in place of a clip skipped as unusable, or repeated by a DDP sampler: not counted
         (frames,) = self._val_rows.counted(self._clips(batch, "total_length"))
         if not len(frames):
             return
         truth = frames[:, self.input_length :]
         pred = self._forecast(frames, truth.shape[1])
-        size = len(frames)
-        self.log("val/mse", frame_mse(pred, truth).mean(), prog_bar=True, sync_dist=True, batch_size=size)
-        self.log("val/ssim", frame_ssim(pred, truth).mean(), sync_dist=True, batch_size=size)
+        mse, ssim = frame_mse(pred, truth).mean(dim=1), frame_ssim(pred, truth).mean(dim=1)  # per clip
+        self._val_means.add(len(frames), mse=mse.sum(), ssim=ssim.sum())
+
+    def on_validation_epoch_end(self) -> None:
+        # means over the clips of every process, the same on each (RowMeans); logged once an epoch
+        for key, value in self._val_means.means(self._trainer).items():
+            self.log(f"val/{key}", value, prog_bar=key == "mse", sync_dist=True)
 
     # ----------------------------------------------------------------------------------------- testing
     def on_test_epoch_start(self) -> None:
