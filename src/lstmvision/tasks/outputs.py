@@ -137,7 +137,7 @@ class CountedRows:
 
     def own(self, count: int) -> Tensor | None:
         """For the next ``count`` rows: None when each is its own sample's (or the order is unknown), else
-        a bool mask, False at the rows served in place of a skipped sample."""
+        a bool mask, False at the rows served in place of a skipped sample and at the sampler's repeats."""
         first, self._next = self._next, self._next + count
         unique: Tensor | None = None  # False at the rows the sampler's padding repeats
         if self._unrepeated is not None and first + count > self._unrepeated:
