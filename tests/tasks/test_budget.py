@@ -72,6 +72,12 @@ class _LearningRates(Callback):
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
+def _assert_annealed_over(trainer: L.Trainer, steps: int) -> None:
+    """The cosine spans ``steps`` steps and has reached 0 where the run ended."""
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == steps  # type: ignore[attr-defined]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
 def _task(t_max: int = 0) -> VideoPredictionTask:
     torch.manual_seed(0)
     model = ConvLSTMPredictor(num_hidden=[4], filter_size=3, patch_size=2, input_length=2, total_length=4)
@@ -207,8 +213,7 @@ def test_a_resumed_run_keeps_its_plan(tmp_path: Path, monkeypatch: pytest.Monkey
     # the resumed process runs at another speed: the saved plan holds, nothing is measured again
     resumed, _ = _fit(tmp_path / "r", monkeypatch, resumed_task, 1.0, ckpt_path=second[0])
     assert resumed.current_epoch == 5 and resumed.global_step == 40
-    assert resumed.lr_scheduler_configs[0].scheduler.T_max == 40  # type: ignore[attr-defined]
-    assert resumed.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    _assert_annealed_over(resumed, 40)
 
 
 class _Validations(Callback):
@@ -244,8 +249,7 @@ def test_a_plan_in_steps_stops_mid_epoch_and_validates_and_checkpoints_there(
     assert validations.steps == [8, 16, 24, 32, steps]  # every epoch's end, and the stop
     saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == steps
-    assert trainer.lr_scheduler_configs[0].scheduler.T_max == steps  # type: ignore[attr-defined]
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    _assert_annealed_over(trainer, steps)
     assert (
         f"time budget: {steps} of 160 steps ({steps / 8:.1f} epochs) fit in max_time 1:00:00 at 94.00 s a "
         f"step; the learning rate anneals over {steps} steps instead of 160"
@@ -298,8 +302,7 @@ def test_a_machine_that_slows_down_gets_a_shorter_plan(
     with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
         trainer, rates = _fit(tmp_path, monkeypatch, _task(), 60.0, budget=budget, clock=clock)
     assert trainer.global_step == 32 and clock.now == 8 * 60.0 + 24 * 120.0
-    assert trainer.lr_scheduler_configs[0].scheduler.T_max == 32  # type: ignore[attr-defined]
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    _assert_annealed_over(trainer, 32)
     assert all(later < earlier for earlier, later in zip(rates.rates, rates.rates[1:], strict=False))
     if granularity is None:
         expected = [
@@ -363,8 +366,7 @@ def test_a_machine_that_speeds_up_gets_a_longer_plan(
             clock=clock,
         )
     assert trainer.global_step == steps and len(rates.rates) == steps
-    assert trainer.lr_scheduler_configs[0].scheduler.T_max == steps  # type: ignore[attr-defined]
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    _assert_annealed_over(trainer, steps)
     # the learning rate keeps falling: a longer plan slows the cosine, it does not raise the rate
     assert all(later < earlier for earlier, later in zip(rates.rates, rates.rates[1:], strict=False))
     assert caplog.messages == [f"time budget: {line}" for line in expected]

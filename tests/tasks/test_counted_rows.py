@@ -30,13 +30,20 @@ class _Ten(SkipsUnusable, Dataset[torch.Tensor]):
         return torch.tensor(index)
 
 
-def _masks(loader: DataLoader) -> tuple[list[list[bool] | None], int]:
-    rows = CountedRows("test")
-    rows.start(SimpleNamespace(test_dataloaders=[loader]))
-    masks = []
-    for batch in loader:  # the batch is read before its rows are asked about, as in a test loop
+def _rows_of(loader: DataLoader) -> tuple[list[list[int]], list[list[bool] | None], CountedRows]:
+    """The samples of each batch, the mask CountedRows gives it, and the CountedRows after the epoch."""
+    rows = CountedRows("val")
+    rows.start(SimpleNamespace(val_dataloaders=[loader]))
+    batches, masks = [], []
+    for batch in loader:  # the batch is read before its rows are asked about, as in a validation loop
+        batches.append(batch.tolist())
         own = rows.own(len(batch))
         masks.append(None if own is None else own.tolist())
+    return batches, masks, rows
+
+
+def _masks(loader: DataLoader) -> tuple[list[list[bool] | None], int]:
+    _, masks, rows = _rows_of(loader)
     return masks, rows.left_out
 
 
@@ -77,17 +84,6 @@ def test_every_row_counts_without_skipping() -> None:
     assert _masks(DataLoader(_Ten({3}, skip=False), batch_size=4)) == ([None, None, None], 0)
     plain = DataLoader(torch.arange(5), batch_size=2)  # a data set that never skips
     assert _masks(plain) == ([None, None, None], 0)
-
-
-def _rows_of(loader: DataLoader) -> tuple[list[list[int]], list[list[bool] | None], CountedRows]:
-    rows = CountedRows("val")
-    rows.start(SimpleNamespace(val_dataloaders=loader))
-    batches, masks = [], []
-    for batch in loader:
-        batches.append(batch.tolist())
-        own = rows.own(len(batch))
-        masks.append(None if own is None else own.tolist())
-    return batches, masks, rows
 
 
 def test_the_rows_a_distributed_sampler_repeats_are_left_out_once() -> None:
