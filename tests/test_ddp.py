@@ -175,7 +175,9 @@ def _validate(
         main([*argv, *ONE, "--experiment", experiment, "--runs_dir", str(tmp_path / "runs")])
     folder = _new_folder(ckpt.parents[1], "validate", before)
     with (folder / "metrics.csv").open() as handle:
-        (row,) = [row for row in csv.DictReader(handle) if row.get("val/mse") or row.get("val/acc")]
+        (row,) = [
+            row for row in csv.DictReader(handle) if any(row.get(f"val/{k}") for k in ("mse", "acc", "loss"))
+        ]
     return {key: float(value) for key, value in row.items() if key.startswith("val/") and value}
 
 
@@ -227,3 +229,9 @@ def test_video_captioning_with_2_processes(tmp_path: Path, capsys: pytest.Captur
     assert [c["caption"] for c in captions[1]] == [c["caption"] for c in captions[0]]
     for series in ("model", "most_frequent_caption"):
         assert two[series] == pytest.approx(one[series], abs=1e-12), series
+    # validation: the sixth row Lightning's sampler deals (a repeat of the first video) is not counted,
+    # and val/loss is the mean over the 5 videos' tokens, as with one process
+    one_val = _validate(tmp_path, CAPTIONING, last, "val1", 1)
+    two_val = _validate(tmp_path, CAPTIONING, last, "val2", 2)
+    assert {"val/loss", "val/CIDEr", "val/BLEU-4"} <= set(one_val)
+    assert two_val == pytest.approx(one_val, rel=1e-6)

@@ -136,6 +136,26 @@ def test_validation_logs_cider_and_bleu(tmp_path: Path) -> None:
     assert "val/METEOR" not in logged  # validation needs no Java
 
 
+def test_validation_loss_is_the_mean_over_every_token_of_the_set(tmp_path: Path) -> None:
+    # batches of 2, 2 and 1 videos with captions of different lengths: the mean of the batches' means,
+    # weighted by videos, would differ from the mean over the set's tokens
+    whole = _data(val_size=5, batch_size=5)
+    whole.setup("fit")
+    assert whole.vocabulary is not None
+    model = _model(len(whole.vocabulary))
+    (batch,) = list(whole.val_dataloader())
+    with torch.no_grad():
+        logits = model.eval()(batch.inputs, batch.tokens, batch.lengths)
+    targets = batch.tokens[:, 1:]
+    keep = targets != 0
+    assert len(set(keep.sum(dim=1).tolist())) > 1, "the captions must differ in length for this test"
+    expected = F.cross_entropy(logits[keep], targets[keep], label_smoothing=0.1).item()
+    for batch_size in (2, 5):
+        task = CaptioningTask(model, label_smoothing=0.1, val_beam_size=1)
+        (logged,) = _trainer(tmp_path).validate(task, datamodule=_data(val_size=5, batch_size=batch_size))
+        assert logged["val/loss"] == pytest.approx(expected, rel=1e-6), batch_size
+
+
 def test_vocabulary_size_must_match_the_model(tmp_path: Path) -> None:
     data = _data()
     data.setup("fit")

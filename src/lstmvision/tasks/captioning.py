@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from lstmvision.data import CaptionBatch
 from lstmvision.metrics import CaptionScores, fp32, score_caption_sets, score_captions
 from lstmvision.tasks.base import Interval, Task
-from lstmvision.tasks.outputs import announce, gather_on_rank_zero
+from lstmvision.tasks.outputs import CountedRows, RowMeans, announce, gather_on_rank_zero
 from lstmvision.tasks.reliability import NonFinitePolicy
 from lstmvision.text import Vocabulary
 from lstmvision.viz import save_attention_map
@@ -94,6 +94,18 @@ def _batch(batch: Any) -> CaptionBatch:
     return batch
 
 
+def _rows(batch: CaptionBatch, keep: Tensor) -> CaptionBatch:
+    """The rows of ``batch`` where the bool mask ``keep`` is true."""
+    listed = keep.tolist()
+    return CaptionBatch(
+        inputs=batch.inputs[keep.to(batch.inputs.device)],
+        lengths=batch.lengths[keep.to(batch.lengths.device)],
+        tokens=batch.tokens[keep.to(batch.tokens.device)],
+        references=[refs for refs, kept in zip(batch.references, listed) if kept],
+        video_ids=[video_id for video_id, kept in zip(batch.video_ids, listed) if kept],
+    )
+
+
 class CaptioningTask(Task):
     """Train and evaluate a video captioner such as :class:`~lstmvision.models.SALSTM`.
 
@@ -106,8 +118,9 @@ class CaptioningTask(Task):
     ``label_smoothing``) under teacher forcing; with ``teacher_forcing_final`` the ratio of ground-truth
     inputs falls linearly from ``teacher_forcing`` to it over ``teacher_forcing_steps`` steps (scheduled
     sampling, Bengio et al. 2015). Gradients are clipped to ``max_grad_norm`` (unless the trainer's
-    ``gradient_clip_val`` is set, which then wins). Validation decodes every video (beam
-    ``val_beam_size``) and logs BLEU-1..4, ROUGE-L and CIDEr (``val/CIDEr`` picks the best checkpoint
+    ``gradient_clip_val`` is set, which then wins). Validation logs ``val/loss``, the training loss
+    (teacher forcing 1) averaged over every token of the set, and decodes every video (beam
+    ``val_beam_size``) to log BLEU-1..4, ROUGE-L and CIDEr (``val/CIDEr`` picks the best checkpoint
     and drives the plateau schedule); these use the Python tokenizer and no METEOR, so that validation
     needs no Java. The test decodes with ``beam_size`` and scores with the full COCO evaluation
     (:func:`~lstmvision.metrics.score_captions`: the Java PTB tokenizer and METEOR when Java is found),
@@ -199,6 +212,8 @@ class CaptioningTask(Task):
         self.baseline_caption: str | None = None
         self.input_spec: dict[str, Any] = {}
         self._decoded: list[tuple[str, str, list[str]]] = []  # (video id, caption, references)
+        self._val_rows = CountedRows("val")
+        self._val_means = RowMeans("loss", "tokens")  # per video: its tokens' summed loss, its tokens
         self._maps_written = 0
         self._test_dir: Path | None = None
 
@@ -273,15 +288,21 @@ class CaptioningTask(Task):
         progress = min(1.0, self.global_step / self.teacher_forcing_steps)
         return self.teacher_forcing + (self.teacher_forcing_final - self.teacher_forcing) * progress
 
-    def _loss(self, batch: CaptionBatch, teacher_forcing: float) -> Tensor:
+    def _loss(
+        self, batch: CaptionBatch, teacher_forcing: float, reduction: Literal["mean", "none"] = "mean"
+    ) -> Tensor:
+        """The next-token cross-entropy: the mean over the batch's tokens (``<pad>`` left out), or with
+        ``reduction="none"`` each token's ``(B, L-1)``, 0 at ``<pad>``."""
         logits = self.captioner(batch.inputs, batch.tokens, batch.lengths, teacher_forcing=teacher_forcing)
         targets = batch.tokens[:, 1:]  # logits[:, t] predicts tokens[:, t + 1]
-        return _cross_entropy(
+        loss = _cross_entropy(
             logits.flatten(0, 1),  # (B*(L-1), V)
             targets.flatten(),
             ignore_index=self.captioner.pad_id,
             label_smoothing=self.label_smoothing,
+            reduction=reduction,
         )
+        return loss if reduction == "mean" else loss.view_as(targets)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         batch = _batch(batch)
@@ -332,14 +353,27 @@ class CaptioningTask(Task):
 
     def on_validation_epoch_start(self) -> None:
         self._decoded = []
+        self._val_rows.start(self._trainer)
+        self._val_means.reset()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         batch = _batch(batch)
-        loss = self._loss(batch, 1.0)
-        self.log("val/loss", loss, sync_dist=True, batch_size=len(batch.video_ids))
+        # a row served in place of a video skipped as unusable, or repeated by a DDP sampler: not counted
+        own = self._val_rows.own(len(batch.video_ids))
+        if own is not None:
+            batch = _rows(batch, own)
+        if not batch.video_ids:
+            return
+        losses = self._loss(batch, 1.0, reduction="none")
+        tokens = (batch.tokens[:, 1:] != self.captioner.pad_id).sum()
+        self._val_means.add(len(batch.video_ids), loss=losses.sum(), tokens=tokens)
         self._collect(batch, self._decode(batch, self.val_beam_size))
 
     def on_validation_epoch_end(self) -> None:
+        # the training loss over every token of the set, whichever process or batch each video was in
+        per_video = self._val_means.means(self._trainer)
+        if per_video.get("tokens"):
+            self.log("val/loss", per_video["loss"] / per_video["tokens"], sync_dist=True)
         items = self._gathered()
         scores: dict[str, float] = {}
         if self.trainer.is_global_zero and items:
