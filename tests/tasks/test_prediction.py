@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from PIL import Image
+from PIL import Image, ImageSequence
 from torch.utils.data import DataLoader, Dataset
 
 from lstmvision.data import SkippedSamples, SkipsUnusable
@@ -38,6 +40,12 @@ def _moving_squares(n: int, T: int = 6, size: int = 12) -> torch.Tensor:
             cc = (c + t) % (size - 1)
             clips[i, t, 0, r : r + 2, cc : cc + 2] = 1.0
     return clips
+
+
+def _gif_pixels(path: Path) -> np.ndarray:
+    """Every frame of a GIF as RGB pixels ``(frames, H, W, 3)``."""
+    with Image.open(path) as gif:
+        return np.stack([np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)])
 
 
 def _task(**kwargs: object) -> VideoPredictionTask:
@@ -150,9 +158,10 @@ def test_predictions_list_the_clips_skipped_in_a_worker(tmp_path, caplog: pytest
     assert "1 unusable clip(s) skipped (on_corrupt: skip)" in caplog.text
 
 
-def test_a_skipped_clip_is_left_out_of_the_test_metrics(tmp_path) -> None:
-    # row 1 repeats clip 2: the metrics must be those of clips 0, 2 and 3, each counted once
-    clips, task = _moving_squares(4), _task()
+def test_a_skipped_clip_is_left_out_of_the_test_metrics_and_pictures(tmp_path) -> None:
+    # row 1 repeats clip 2: the metrics must be those of clips 0, 2 and 3, each counted once, and the
+    # GIF and frames/ show those 3 clips, none twice
+    clips, task = _moving_squares(4), _task(gif_samples=4, save_frames=4)
     clips[2] *= 0.5  # a fainter square: counting clip 2 twice moves every figure
     loaders = [
         DataLoader(_SkippingClips(clips, {1}), batch_size=2, num_workers=1),
@@ -171,6 +180,14 @@ def test_a_skipped_clip_is_left_out_of_the_test_metrics(tmp_path) -> None:
         assert skipping[series] == pytest.approx(usable[series], rel=1e-6), series
     assert skipping["model"]["mse"] != pytest.approx(twice["model"]["mse"], rel=0.05)
     assert skipping["copy_last_frame"]["mse"] != pytest.approx(twice["copy_last_frame"]["mse"], rel=0.05)
+    runs = [tmp_path / "lightning_logs" / f"version_{v}" for v in range(3)]
+    gifs = [_gif_pixels(run / "predictions.gif") for run in runs]
+    assert gifs[0].shape == gifs[1].shape and np.array_equal(gifs[0], gifs[1])
+    assert gifs[2].shape != gifs[1].shape  # one clip more: what showing the served row drew
+    frames = [sorted(p.relative_to(run) for p in (run / "frames").rglob("*.png")) for run in runs]
+    assert frames[0] == frames[1] and {p.parts[1] for p in frames[0]} == {"1", "2", "3"}
+    for name in frames[0]:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
 
 
 def test_a_skipped_clip_is_left_out_of_the_validation_metrics(tmp_path) -> None:

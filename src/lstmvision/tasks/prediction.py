@@ -279,12 +279,14 @@ class VideoPredictionTask(Task):
             "model": self._forecast(frames, truth.shape[1]),
             "copy_last_frame": observed[:, -1:].expand_as(truth),
         }
-        # a row served in place of a clip skipped as unusable repeats the next clip: not counted
-        counted_truth, *counted = self._rows.counted(truth, *series.values())
+        # a row served in place of a clip skipped as unusable repeats the next clip: neither counted nor
+        # shown (the GIF and frames/ would show that clip twice)
+        observed, truth, *counted = self._rows.counted(observed, truth, *series.values())
+        if not len(truth):
+            return
         for name, pred in zip(series, counted):
-            if len(pred):
-                self._metrics[name].update(pred, counted_truth)
-        self._keep_for_pictures(observed, truth, series["model"])
+            self._metrics[name].update(pred, truth)
+        self._keep_for_pictures(observed, truth, counted[0])
 
     def _keep_for_pictures(self, observed: Tensor, truth: Tensor, pred: Tensor) -> None:
         have = sum(len(x) for x in self._shown.get("pred", []))
