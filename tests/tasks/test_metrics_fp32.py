@@ -163,12 +163,15 @@ def test_captioning_loss_does_not_depend_on_the_precision() -> None:
     tokens = torch.tensor([[1, 3, 4, 2, 0], [1, 5, 6, 3, 2]])  # the first caption ends in padding
     batch = CaptionBatch(torch.zeros(2, 3, 8), torch.tensor([3, 3]), tokens, [["a"], ["b"]], ["v0", "v1"])
     task = CaptioningTask(_FixedCaptioner(logits))
-    losses = {}
+    losses, per_token = {}, {}
     for name, context in _contexts().items():
         with context():
             losses[name] = task._loss(batch, 1.0)
-    expected = F.cross_entropy(
-        task.model.logits.float().flatten(0, 1), tokens[:, 1:].flatten(), ignore_index=0
-    ).item()
+            per_token[name] = task._loss(batch, 1.0, reduction="none")  # what validation sums
+    flat = task.model.logits.float().flatten(0, 1)
+    expected = F.cross_entropy(flat, tokens[:, 1:].flatten(), ignore_index=0).item()
+    each = F.cross_entropy(flat, tokens[:, 1:].flatten(), ignore_index=0, reduction="none").view(2, 4)
     for name, loss in losses.items():
         assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected, rel=1e-6), name
+        assert per_token[name].dtype == torch.float32, name
+        torch.testing.assert_close(per_token[name], each, rtol=1e-6, atol=0, msg=name)
