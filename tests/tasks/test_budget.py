@@ -329,18 +329,24 @@ def test_a_machine_that_slows_down_gets_a_shorter_plan(
     (None, 48, [
         "3 of 20 epochs fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals over 24 steps "
         "instead of 160",
-        # steps 7 to 16: 2 x 120 + 8 x 60 s; then 8 x 60 s
-        "5 of 20 epochs now fit in max_time 1:00:00 at 72.00 s a step; the learning rate anneals over 40 "
+        # steps 7 to 16 take 2 x 120 + 8 x 60 s, but a longer plan is made at the slower of that and the
+        # measurement before (120 s): with half the time so far at 60 s, 4 epochs fit even at 120 s
+        "4 of 20 epochs now fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals over 32 "
         "steps instead of 24",
+        # steps 17 to 24: 60 s, against 72 s before
+        "5 of 20 epochs now fit in max_time 1:00:00 at 72.00 s a step; the learning rate anneals over 40 "
+        "steps instead of 32",
         "6 of 20 epochs now fit in max_time 1:00:00 at 60.00 s a step; the learning rate anneals over 48 "
         "steps instead of 40",
     ]),
     (4, 52, [
         "28 of 160 steps (3.5 epochs) fit in max_time 1:00:00 at 120.00 s a step; the learning rate anneals "
         "over 28 steps instead of 160",
-        # steps 7 to 12: 2 x 120 + 4 x 60 s, then 4 x 60 s
+        # steps 7 to 12: 2 x 120 + 4 x 60 s, planned at the slower 120 s; then 4 x 60 s, planned at 80 s
+        "32 of 160 steps (4.0 epochs) now fit in max_time 1:00:00 at 120.00 s a step; the learning rate "
+        "anneals over 32 steps instead of 28",
         "40 of 160 steps (5.0 epochs) now fit in max_time 1:00:00 at 80.00 s a step; the learning rate "
-        "anneals over 40 steps instead of 28",
+        "anneals over 40 steps instead of 32",
         "52 of 160 steps (6.5 epochs) now fit in max_time 1:00:00 at 60.00 s a step; the learning rate "
         "anneals over 52 steps instead of 40",
     ]),
@@ -354,7 +360,8 @@ def test_a_machine_that_speeds_up_gets_a_longer_plan(
     expected: list[str],
 ) -> None:
     # 120 s a step while the first plan is made, 60 s from step 9 on: measured again, the plan grows, to
-    # what ends within max_time itself (3600 s), not max_time / (1 - tail) as a shorter plan may
+    # what ends within max_time itself (3600 s), not max_time / (1 - tail) as a shorter plan may, at the
+    # slower of the last two measured speeds
     clock = _Clock(120.0, later=((9, 60.0),))
     with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
         trainer, rates = _fit(
@@ -384,6 +391,20 @@ def test_a_small_change_of_speed_leaves_the_plan_as_it_is(
             tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=_Clock(94.0, later=((9, 90.0),))
         )
     assert trainer.global_step == 40 and len(caplog.messages) == 1
+    assert caplog.messages[0].startswith("time budget: 40 of 160 steps (5.0 epochs) fit")
+
+
+def test_one_fast_stretch_does_not_lengthen_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 94 s a step plans 40 steps at step 6; steps 13 to 16 take 40 s, then 94 s again. Measured at step 16
+    # alone, 60 steps would fit, and the plan would shrink back at step 20; a longer plan must fit at the
+    # slower of the last two measurements (94 s, steps 7 to 12) too, so the plan stays as it is
+    clock = _Clock(94.0, later=((13, 40.0), (17, 94.0)))
+    budget = TimeBudget(2, 4, granularity=4)
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, _ = _fit(tmp_path, monkeypatch, _task(), 94.0, budget=budget, clock=clock)
+    assert len(caplog.messages) == 1 and trainer.global_step == 40
     assert caplog.messages[0].startswith("time budget: 40 of 160 steps (5.0 epochs) fit")
 
 

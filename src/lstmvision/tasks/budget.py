@@ -21,8 +21,9 @@ A machine's speed is not constant (a shared CPU whose host takes time from it ca
 much faster or slower than the rest), so the run measures again at every epoch's end, from the steps
 since the last measurement (at least ``measure_steps`` of them) and the validation passes it timed, and
 shortens the plan where it no longer ends within ``max_time / (1 - tail)``, or lengthens it (up to the
-configured run) where a longer one ends within ``max_time`` itself: between the two a plan stays, so a
-speed measured a little faster or slower does not change it back and forth. The cosine carries on from
+configured run) where a longer one ends within ``max_time`` itself at the slower of the last two measured
+speeds: between the two limits a plan stays, so a speed measured a little faster or slower does not change
+it back and forth, and one fast stretch between slower ones does not lengthen it. The cosine carries on from
 the current learning rate either way: a longer plan slows its fall and never raises the rate; at the
 plan's last step, where the rate is 0, nothing is measured. The plan is part of every checkpoint; a
 resumed run keeps it and measures nothing. How long the run is depends on the measured speed, so two runs
@@ -96,6 +97,7 @@ class TimeBudget(Callback):
         self._window_validation = 0.0  # seconds of validation within the window, not counted as steps
         self._val_batch: float | None = None  # seconds of the fastest sanity-check batch
         self._val_pass: float | None = None  # seconds of the last validation pass during training
+        self._previous: float | None = None  # seconds a step at the measurement before the last
         self._batch_started = 0.0
         self._val_started: float | None = None
         self._resumed = False  # decided in an earlier process: the plan is kept as it is
@@ -188,6 +190,9 @@ class TimeBudget(Callback):
         assert self._window_start is not None
         seconds = _clock() - self._window_start - self._window_validation
         per_batch = seconds / self._window_steps
+        # a longer plan must fit at the slower of this speed and the one measured before it
+        slower = max(per_batch, self._previous or per_batch)
+        self._previous = per_batch
         self._restart_window()
         renewed = self.decided
         self.decided = True
@@ -204,16 +209,18 @@ class TimeBudget(Callback):
         # itself, so that a speed measured a little faster or slower leaves the plan as it is
         assert self._budget is not None
         fits = [
-            self._epochs_that_fit(trainer, per_batch, batch_idx + 1, planned_epochs, limit)
+            self._epochs_that_fit(trainer, speed, batch_idx + 1, planned_epochs, limit)
             if self.granularity is None
-            else self._steps_that_fit(trainer, per_batch, planned_steps, limit)
-            for limit in (self._budget / (1.0 - self.tail), self._budget)
+            else self._steps_that_fit(trainer, speed, planned_steps, limit)
+            for speed, limit in ((per_batch, self._budget / (1.0 - self.tail)), (slower, self._budget))
         ]
         shorter, longer = trainer.strategy.broadcast(fits, src=0)  # every rank follows rank 0's clock
         length = epochs_now if self.granularity is None else current  # in the plan's unit
         count = shorter if shorter < length else max(longer, length)
         if count == length:
             return
+        if count > length:
+            per_batch = slower  # the speed the longer plan was made at
         if self.granularity is None:
             epochs, steps = count, max(planned_steps * count // planned_epochs, 1)
         else:
