@@ -117,6 +117,8 @@ def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:
             {},
             "patch_size=2 must divide the frame height and width .*, got frames of 9x8",
         ),
+        (torch.rand(2, 6, 1, 0, 8), {}, "expects frames of at least 1x1 pixels, got 0x8"),
+        (torch.rand(0, 6, 1, 0, 0), {}, "expects frames of at least 1x1 pixels, got 0x0"),
         (torch.rand(2, 2, 1, 8, 8), {}, "needs at least input_length=3 frames, got 2"),
         (torch.zeros(2, 6, 1, 8, 8, dtype=torch.uint8), {}, "a floating-point input, got dtype torch.uint8"),
         (

@@ -219,6 +219,8 @@ class RecurrentPredictor(nn.Module, abc.ABC):
             raise ValueError(
                 f"{name} expects {self.in_channels} channels, got {C} (shape {tuple(frames.shape)}){hint}"
             )
+        if H == 0 or W == 0:
+            raise ValueError(f"{name} expects frames of at least 1x1 pixels, got {H}x{W}")
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(
                 f"patch_size={self.patch_size} must divide the frame height and width (the data's "
