@@ -22,6 +22,7 @@ from lstmvision.data import (
     scan_kth_frames,
     sequence_starts,
 )
+from lstmvision.data.layouts import kth_frames as kth_frames_module
 
 WIDTH, HEIGHT = 40, 30  # KTH frames are 160x120; the same 4:3 shape, tiny
 PERSON_SCALE, NUMBER_SCALE = 9, 15  # pixel value = person * 9 (top half), frame number * 15 (bottom half)
@@ -358,6 +359,31 @@ def test_corrupt_frame_raise(tmp_path: Path) -> None:
         dataset[2]
 
 
+def test_a_corrupt_frame_in_overlapping_sequences_is_decoded_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stride 2: sequences 1 (frames 3-6) and 2 (frames 5-8) both hold the truncated frame 6
+    bad = _tree_with_truncated_frame(tmp_path)
+    decoded: list[Path] = []
+    decode = kth_frames_module._decode_frame
+    monkeypatch.setattr(
+        kth_frames_module, "_decode_frame", lambda path, size: decoded.append(path) or decode(path, size)
+    )
+    dataset = KTHFrames(tmp_path, persons=(1,), seq_length=4, image_size=8, stride=2, on_corrupt="skip")
+    assert [dataset.locate(i)[1] for i in range(len(dataset))] == [0, 2, 4, 6, 8]
+    with caplog.at_level(logging.WARNING, logger="lstmvision.data.skips"):
+        clip, _ = dataset[1]
+    assert pixel_codes(clip)[1] == [7, 8, 9, 10]  # sequence 3, the next one without frame 6
+    assert decoded.count(bad) == 1 and dataset.skipped_indices() == [1, 2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert f"{bad}: cannot decode the image" in warnings[0]
+    assert warnings[0].endswith("(sequence 1); sequence skipped, 1 unusable sequence(s) met so far")
+    assert warnings[1] == (
+        f"{bad}: found corrupt before (sequence 2); sequence skipped, 2 unusable sequence(s) met so far"
+    )
+
+
 def test_corrupt_frame_raise_through_worker(tmp_path: Path) -> None:
     bad = _tree_with_truncated_frame(tmp_path)
     dataset = KTHFrames(tmp_path, persons=(1,), seq_length=4, image_size=8)
@@ -368,13 +394,14 @@ def test_corrupt_frame_raise_through_worker(tmp_path: Path) -> None:
 def test_corrupt_frame_skip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     bad = _tree_with_truncated_frame(tmp_path)
     dataset = KTHFrames(tmp_path, persons=(1,), seq_length=4, image_size=8, on_corrupt="skip")
-    with caplog.at_level(logging.WARNING, logger="lstmvision.data.layouts.kth_frames"):
+    with caplog.at_level(logging.WARNING, logger="lstmvision.data.skips"):
         clip, label = dataset[1]  # replaced by the next readable sequence, frames 9-12
         dataset[1]  # the bad file is remembered: not decoded, nor reported, twice
     assert pixel_codes(clip)[1] == [9, 10, 11, 12] and int(label) == 0
     torch.testing.assert_close(clip, dataset[2][0], rtol=0, atol=0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and str(bad) in warnings[0] and "1 corrupt file(s)" in warnings[0]
+    assert len(warnings) == 1 and str(bad) in warnings[0]
+    assert "(sequence 1); sequence skipped, 1 unusable sequence(s) met so far" in warnings[0]
     # a whole epoch runs: every index gives a clip
     batches = list(DataLoader(dataset, batch_size=2))
     clips = torch.cat([b[0] for b in batches])

@@ -26,7 +26,7 @@ from lstmvision.data.layouts.kth import (
     scan_kth_frames,
     sequence_starts,
 )
-from lstmvision.data.skips import SkippedSamples, SkipsUnusable
+from lstmvision.data.skips import SkippedSamples, SkipsUnusable, usable_item
 
 __all__ = ["KTHFrames"]
 
@@ -91,8 +91,8 @@ class KTHFrames(SkipsUnusable, Dataset[tuple[torch.Tensor, torch.Tensor]]):
         actions: actions to read; labels stay indices into :data:`KTH_ACTIONS` whatever the subset.
         on_corrupt: what a frame that cannot be decoded does: ``"raise"`` a ``ValueError`` naming it,
             or ``"skip"``: the sequence holding it is replaced by the next sequence (by index, wrapping
-            around) that decodes, and a warning names the file and counts the corrupt files this
-            process has met. Known-bad files are remembered, so they are not decoded twice; the skipped
+            around) that decodes, and a warning names the file and the sequence and counts the sequences
+            skipped so far. Known-bad files are remembered, so they are not decoded twice; the skipped
             sequences are counted in :attr:`skipped` and listed by :meth:`skipped_indices`, for every
             process reading the set.
 
@@ -187,35 +187,29 @@ class KTHFrames(SkipsUnusable, Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return clip.unsqueeze(1)  # (T, 1, S, S)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # "skip": index, index + 1, ... until one decodes, so the replacement depends only on which files
+        # are bad (lstmvision.data.skips)
+        n = len(self)
+        return usable_item(
+            index,
+            self._skips,
+            self._sequence,
+            size=n,
+            unusable=_CorruptFrameError,
+            noun="sequence",
+            exhausted=f"{self.root}: every one of the {n} sequences holds a corrupt frame",
+        )
+
+    def _sequence(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         video, start = self.locate(index)
         frames = video.frames[start : start + self.seq_length]
-        skips = self._skips
-        if skips is None:  # on_corrupt="raise"
-            return self._clip(frames), torch.tensor(video.label, dtype=torch.int64)
-        # "skip": try index, index + 1, ... so the replacement depends only on which files are bad.
-        n = len(self)
-        for offset in range(n):
-            candidate = (index + offset) % n
-            if candidate in skips:
-                continue
-            video, start = self.locate(candidate)
-            frames = video.frames[start : start + self.seq_length]
-            if self._corrupt.intersection(frames):  # a file another sequence found corrupt
-                skips.add(candidate)
-                continue
-            try:
-                clip = self._clip(frames)
-            except _CorruptFrameError as exc:
+        known = sorted(self._corrupt.intersection(frames))
+        if known:  # a file another sequence found corrupt: not decoded again
+            raise _CorruptFrameError(f"{known[0]}: found corrupt before (sequence {index})", known[0])
+        try:
+            clip = self._clip(frames)
+        except _CorruptFrameError as exc:
+            if self._skips is not None:  # "skip": remember the file
                 self._corrupt.add(exc.path or frames[0])
-                skips.add(candidate)
-                logger.warning(
-                    "%s; sequence %d skipped, %d corrupt file(s) met so far in this process",
-                    exc,
-                    candidate,
-                    len(self._corrupt),
-                )
-                continue
-            if offset:
-                logger.debug("sequence %d replaced by sequence %d (corrupt frames)", index, candidate)
-            return clip, torch.tensor(video.label, dtype=torch.int64)
-        raise RuntimeError(f"{self.root}: every one of the {n} sequences holds a corrupt frame")
+            raise _CorruptFrameError(f"{exc} (sequence {index})", exc.path) from exc
+        return clip, torch.tensor(video.label, dtype=torch.int64)
