@@ -191,9 +191,14 @@ def _up(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
-def _lstm(gates: Tensor, c_prev: Tensor | None, dim: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    # gates: (..., 4*H, ...) with (i, f, g, o) along dim; returns h in the gates' dtype and c in dtype
-    i, f, g, o = _up(gates).chunk(4, dim)
+def _lstm(
+    gates: Tensor, c_prev: Tensor | None, dim: int, dtype: torch.dtype, gates_h: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    # gates: (..., 4*H, ...) with (i, f, g, o) along dim, plus the recurrent term gates_h where given
+    # (summed here, in float32, rather than in a pass of its own); returns h in the gates' dtype and c in
+    # dtype
+    pre = _up(gates) if gates_h is None else _up(gates) + _up(gates_h)
+    i, f, g, o = pre.chunk(4, dim)
     c = torch.sigmoid(i) * torch.tanh(g)
     if c_prev is not None:
         c = c + torch.sigmoid(f) * _up(c_prev)

@@ -244,21 +244,25 @@ class ConvLSTMCell(NotScriptable, nn.Module):
         self, gates_x: Tensor, state: ConvLSTMState | None, rec_mask: Tensor | None
     ) -> tuple[Tensor, ConvLSTMState]:
         # the time loop's fast path: inputs were validated once at the boundary
+        gates_h = None
         if state is None:
             # a zero state adds no conv term and no memory; the hidden norm of zeros is just its shift
             gates = gates_x if self.norm_h is None else gates_x + self.norm_h.bias.view(1, -1, 1, 1)
         else:
             h = state.h if rec_mask is None else state.h * rec_mask
             h = h if self._hidden_pad is None else F.pad(h, self._hidden_pad)
-            gates_h = self.hidden_conv(_fusion.conv_layout(self.hidden_channels, h))
-            gates = gates_x + (gates_h if self.norm_h is None else self.norm_h(gates_h))
+            gates, gates_h = gates_x, self.hidden_conv(_fusion.conv_layout(self.hidden_channels, h))
+            if self.norm_h is not None:
+                gates_h = self.norm_h(gates_h)
         if self.peephole_weight is None and self.norm_c is None:
-            # one fused function (compiled where it helps); c in fp32 under autocast (docs/convlstm.md)
+            # one fused function (compiled where it helps) that also sums the two convolutions' gates;
+            # c in fp32 under autocast (docs/convlstm.md)
             dtype = _fusion.state_dtype(gates)
-            h, c = _fusion.lstm_gates(
-                gates, None if state is None else state.c, 1, dtype, eager=state is None
-            )
+            c_prev = None if state is None else state.c
+            h, c = _fusion.lstm_gates(gates, c_prev, 1, dtype, gates_h, eager=state is None)
             return h, ConvLSTMState(h, c)
+        if gates_h is not None:
+            gates = gates + gates_h
         # peepholes and the norm of c sit between the gates: these variants keep the op-by-op form
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, Hc, H', W')
         if self.peephole_weight is not None and state is not None:

@@ -109,9 +109,9 @@ class MultiViewLSTMCell(NotScriptable, nn.Module):
         B, V, H = state.h.shape
         weight = self.recurrent_weight() if weight is None else weight
         recurrent = torch.einsum("vgk,bk->bvg", weight, state.h.reshape(B, V * H))
-        gates = gates_x + recurrent  # (B, V, 4H), gates i, f, g, o along the last axis
-        # one fused function (compiled where it helps, docs/mp_lstm.md); c in float32 under autocast
-        h, c = _fusion.lstm_gates(gates, state.c, -1, _fusion.state_dtype(gates))
+        # gates_x + recurrent: (B, V, 4H), gates i, f, g, o along the last axis, summed in one fused
+        # function with the gate math (compiled where it helps, docs/mp_lstm.md); c in float32 under autocast
+        h, c = _fusion.lstm_gates(gates_x, state.c, -1, _fusion.state_dtype(gates_x), recurrent)
         return MVLSTMState(h, c)
 
     def init_state(self, x: Tensor) -> MVLSTMState:
