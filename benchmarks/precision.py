@@ -12,6 +12,8 @@ For each, in fp32 and under ``torch.autocast("cpu", torch.bfloat16)`` (bf16-mixe
 fp32 weights, autocast around the forward, the loss in fp32), and with gate fusion on and off where
 ``lstmvision.cells.gate_fusion`` exists, it prints from one run:
 
+- the cells' weights stored in the layout a task's run gives them at that precision
+  (``lstmvision.cells.match_weight_layout``: channels-last where their convolutions run channels-last);
 - the training step as the prediction task runs it: ``model(frames)`` (scheduled-sampling probability
   0: predictions fed back after the observed frames), MSE against the next frames, backward, Adam step;
 - inference: ``model.eval()``, ``torch.inference_mode()``, 10 frames forecast from 10, as samples/s;
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import time
 import warnings
 from collections import Counter
@@ -68,6 +71,8 @@ _FUSION: Callable[[bool], contextlib.AbstractContextManager[None]] | None = geta
     lstmvision.cells, "gate_fusion", None
 )
 _FUSION_MODULE = getattr(lstmvision.cells, "_fusion", None)
+# the weight-layout rule of a task's run; absent in versions without it (weights then stay as built)
+_MATCH_LAYOUT = getattr(lstmvision.cells, "match_weight_layout", None)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -425,7 +430,12 @@ def bench(
     _fresh_compilation()
     torch.manual_seed(0)
     frames = torch.rand(spec.batch, T, 1, SIZE, SIZE)
-    model = create_model(spec.name, input_length=INPUT, total_length=T, **spec.kwargs)
+    built = create_model(spec.name, input_length=INPUT, total_length=T, **spec.kwargs)
+    # one copy per precision, its cells' weights in that precision's layout, as a task's run stores them
+    models = {precision: copy.deepcopy(built) for precision in precisions}
+    for precision, model in models.items():
+        if _MATCH_LAYOUT is not None:
+            _MATCH_LAYOUT(model, fp32=precision == "fp32")
     naive = spec.naive()
     fusions: list[bool | None] = [True, False] if _FUSION is not None else [None]
     # (kind, precision, fusion) -> the callable for a batch of frames
@@ -433,8 +443,9 @@ def bench(
     for precision in precisions:
         bf16 = precision == "bf16"
         for fusion in fusions:
-            makers["train", precision, fusion] = lambda x, b=bf16, f=fusion: train_step(model, x, b, f)
-            makers["infer", precision, fusion] = lambda x, b=bf16, f=fusion: forecast(model, x, b, f)
+            model = models[precision]
+            makers["train", precision, fusion] = lambda x, m=model, b=bf16, f=fusion: train_step(m, x, b, f)
+            makers["infer", precision, fusion] = lambda x, m=model, b=bf16, f=fusion: forecast(m, x, b, f)
         makers["naive", precision, None] = lambda x, b=bf16: train_step(naive, x, b, None)
 
     flops: dict[tuple[str, str], int] = {}

@@ -16,7 +16,9 @@ from torch import Tensor, nn
 
 from lstmvision.cells import (
     ConvLSTM,
+    ConvLSTMCell,
     Eidetic3DLSTM,
+    Eidetic3DLSTMCell,
     MultiPerspectiveLSTM,
     MultiViewLSTM,
     SpatioTemporalLSTM,
@@ -187,6 +189,60 @@ def test_the_nchw_exception_follows_the_cpus_amx_tiles(monkeypatch: pytest.Monke
     assert _fusion._nchw_cpu() is False, "a torch without the check: channels-last everywhere"
     monkeypatch.undo()
     _fusion._nchw_cpu.cache_clear()
+
+
+CL, NCHW = torch.channels_last, torch.contiguous_format
+
+
+def _layout(conv: nn.Module) -> torch.memory_format:
+    weight = conv.weight
+    assert isinstance(weight, Tensor)
+    if weight.dim() == 5:
+        return torch.channels_last_3d if weight.is_contiguous(memory_format=torch.channels_last_3d) else NCHW
+    return CL if weight.is_contiguous(memory_format=CL) else NCHW
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_weights_take_the_layout_their_convolutions_run_in(
+    monkeypatch: pytest.MonkeyPatch, amx: bool
+) -> None:
+    monkeypatch.setattr(_fusion, "_nchw_cpu", lambda: amx)
+    torch.manual_seed(0)
+    # input_conv reads 128 channels (NCHW in fp32 on a CPU with AMX), hidden_conv 3 (always channels-last)
+    cell, head = ConvLSTMCell(128, 3, 3), nn.Conv2d(3, 5, 3)
+    model = nn.Sequential(cell, head)
+    x, state = torch.rand(2, 128, 6, 6), (torch.rand(2, 3, 6, 6), torch.rand(2, 3, 6, 6))
+    before = cell(x, state)[0]
+    params = list(model.parameters())
+    values = {k: v.clone() for k, v in model.state_dict().items()}
+
+    assert _fusion.match_weight_layout(model, fp32=True) == (1 if amx else 2)
+    assert (_layout(cell.input_conv), _layout(cell.hidden_conv)) == ((NCHW if amx else CL), CL)
+    assert _layout(head) == NCHW, "a convolution outside the cells is left as it is"
+    assert _fusion.match_weight_layout(model, fp32=True) == 0, "already matching: nothing converted"
+
+    assert _fusion.match_weight_layout(model, fp32=False) == (1 if amx else 0)
+    assert (_layout(cell.input_conv), _layout(cell.hidden_conv)) == (CL, CL)
+    _fusion.match_weight_layout(model, fp32=True, device_type="cuda")
+    assert _layout(cell.input_conv) == CL, "channels-last everywhere on CUDA"
+
+    # the same parameters (an optimizer holding them still steps them), values and outputs
+    assert all(a is b for a, b in zip(params, model.parameters()))
+    assert all(torch.equal(values[k], v) for k, v in model.state_dict().items())
+    assert max_err(cell(x, state)[0], before) < 1e-6
+
+
+def test_e3d_weights_are_channels_last_3d() -> None:
+    torch.manual_seed(0)
+    cell = Eidetic3DLSTMCell(2, 3, 3, window_length=2)
+    convs = [m for m in cell.modules() if isinstance(m, nn.Conv3d)]
+    assert all(_layout(c) == torch.channels_last_3d for c in convs), "the cell builds them so"
+    assert _fusion.match_weight_layout(cell, fp32=True) == 0
+    wide = [c for c in convs if c.kernel_size != (1, 1, 1)]  # a 1x1x1 kernel is both layouts at once
+    for conv in wide:  # e.g. a user's .contiguous()
+        conv.weight.data = conv.weight.data.contiguous()
+    assert _fusion.match_weight_layout(cell, fp32=True) == len(wide) == 4
+    assert all(_layout(c) == torch.channels_last_3d for c in convs)
 
 
 def test_memories_stay_float32_under_autocast() -> None:

@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 from PIL import Image, ImageSequence
 from torch.utils.data import DataLoader, Dataset
 
+from lstmvision.cells import _fusion
 from lstmvision.data import SkippedSamples, SkipsUnusable
 from lstmvision.models import ConvLSTMPredictor
 from lstmvision.tasks import ScheduledSampling, VideoPredictionTask
@@ -251,3 +252,35 @@ def test_l1_weight_adds_the_weighted_mean_absolute_error_to_the_loss() -> None:
         torch.testing.assert_close(plain.training_step(clips, 0), mse, rtol=1e-6, atol=0)
         torch.testing.assert_close(weighted.training_step(clips, 0), mse + 0.7 * l1, rtol=1e-6, atol=0)
     assert l1 > 0
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_cell_weights_take_the_layout_of_the_runs_precision(tmp_path, monkeypatch, amx: bool) -> None:
+    # the hidden convolution reads 128 channels: NCHW in fp32 on a CPU with AMX, else channels-last
+    monkeypatch.setattr(_fusion, "_nchw_cpu", lambda: amx)
+    torch.manual_seed(0)
+    model = ConvLSTMPredictor(num_hidden=[128], filter_size=3, patch_size=2, input_length=3, total_length=6)
+    cell = model.cells[0]
+    task = VideoPredictionTask(model, gif_samples=0)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    loader = DataLoader(list(_moving_squares(4, size=8)), batch_size=2)
+    cl = torch.channels_last
+
+    fit = dict(max_steps=1, limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    _trainer(tmp_path, precision="32-true", **fit).fit(task, train_dataloaders=loader)
+    assert cell.input_conv.weight.is_contiguous(memory_format=cl)
+    assert cell.hidden_conv.weight.is_contiguous(memory_format=cl) is not amx
+    assert cell.hidden_conv.weight.is_contiguous() is amx
+    assert any(not torch.equal(initial[k], v) for k, v in model.state_dict().items()), "it trained"
+
+    trainer = _trainer(tmp_path, precision="bf16-mixed", **fit)
+    trainer.fit(task, train_dataloaders=loader)
+    assert cell.hidden_conv.weight.is_contiguous(memory_format=cl), "bf16: channels-last at every width"
+    # the checkpoint holds the same values, and loads into a model built in the default layout
+    trainer.save_checkpoint(tmp_path / "w.ckpt")
+    torch.manual_seed(1)
+    fresh = VideoPredictionTask(
+        ConvLSTMPredictor(num_hidden=[128], filter_size=3, patch_size=2, input_length=3, total_length=6)
+    )
+    fresh.load_state_dict(torch.load(tmp_path / "w.ckpt", weights_only=True)["state_dict"])
+    assert all(torch.equal(v, task.state_dict()[k]) for k, v in fresh.state_dict().items())

@@ -1,6 +1,6 @@
 """Recurrent cells, one per module, each with its sequence wrapper."""
 
-from lstmvision.cells._fusion import gate_fusion, gate_fusion_enabled, set_gate_fusion
+from lstmvision.cells._fusion import gate_fusion, gate_fusion_enabled, match_weight_layout, set_gate_fusion
 from lstmvision.cells.convlstm import ConvLSTM, ConvLSTMCell, ConvLSTMState
 from lstmvision.cells.e3dlstm import Eidetic3DLSTM, Eidetic3DLSTMCell, Eidetic3DLSTMState
 from lstmvision.cells.mplstm import MPLSTMState, MultiPerspectiveLSTM, MultiPerspectiveLSTMCell
@@ -25,5 +25,6 @@ __all__ = [
     "SpatioTemporalLSTMState",
     "gate_fusion",
     "gate_fusion_enabled",
+    "match_weight_layout",
     "set_gate_fusion",
 ]

@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["gate_fusion", "gate_fusion_enabled", "set_gate_fusion"]
+__all__ = ["gate_fusion", "gate_fusion_enabled", "match_weight_layout", "set_gate_fusion"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +127,51 @@ def channels_last_conv(in_channels: int, x: Tensor) -> bool:
     AMX (1.16-1.35x at 128 and 256); so fp32 from 128 input channels runs NCHW where the CPU has AMX
     (docs/convlstm.md). On CUDA channels-last stays.
     """
-    if x.device.type != "cpu" or in_channels < _NCHW_FROM:
+    fp32 = x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+    return _channels_last_rule(in_channels, x.device.type, fp32)
+
+
+def _channels_last_rule(in_channels: int, device_type: str, fp32: bool) -> bool:
+    # channels_last_conv for a device and a precision rather than a tensor
+    if device_type != "cpu" or in_channels < _NCHW_FROM:
         return True
-    return x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or not _nchw_cpu()
+    return not fp32 or not _nchw_cpu()
+
+
+def match_weight_layout(module: nn.Module, *, fp32: bool, device_type: str = "cpu") -> int:
+    """Store the convolution weights of every recurrent cell in ``module`` in the memory format its
+    convolutions run in (:func:`channels_last_conv` for 2-D, channels-last for the E3D cell's 3-D ones)
+    for a run in ``fp32`` or not (reduced precision, autocast) on ``device_type``.
+
+    A weight in the other format is converted by the convolution at every call (and its gradient back):
+    at the demo size under bf16 autocast that was 174 weight copies a training step. Values, parameter
+    objects and state-dict keys do not change; only the strides. Returns how many weights changed format.
+    """
+    # the cells' classes are those whose convolutions read conv_layout'd inputs; imported here, as the
+    # cells import this module
+    from lstmvision.cells.convlstm import ConvLSTMCell
+    from lstmvision.cells.e3dlstm import Eidetic3DLSTMCell
+    from lstmvision.cells.stlstm import SpatioTemporalLSTMCell
+
+    changed = 0
+    with torch.no_grad():
+        for cell in module.modules():
+            if not isinstance(cell, (ConvLSTMCell, SpatioTemporalLSTMCell, Eidetic3DLSTMCell)):
+                continue
+            for conv in cell.modules():
+                if isinstance(conv, nn.Conv3d):
+                    layout = torch.channels_last_3d
+                elif isinstance(conv, nn.Conv2d):
+                    cl = _channels_last_rule(conv.in_channels, device_type, fp32)
+                    layout = torch.channels_last if cl else torch.contiguous_format
+                else:
+                    continue
+                weight = conv.weight
+                if not weight.is_contiguous(memory_format=layout):
+                    # .data keeps the Parameter, so optimizers and hooks holding it are unaffected
+                    weight.data = weight.data.contiguous(memory_format=layout)
+                    changed += 1
+    return changed
 
 
 def conv_layout(in_channels: int, x: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lstmvision.tasks.averaging import CHECKPOINT_KEY, AverageGuard, WeightAverage, check_decay
+from lstmvision.tasks.compiling import match_run_layout
 from lstmvision.tasks.outputs import default_checkpoints, run_dir
 from lstmvision.tasks.reliability import NonFinitePolicy, finite_loss
 
@@ -241,7 +242,11 @@ class Task(L.LightningModule):
         self.model.compile()
 
     def configure_model(self) -> None:
-        # Lightning calls this before every fit/validate/test/predict: compile on the first one only
+        # Lightning calls this before every fit/validate/test/predict, before DDP wraps the network and the
+        # optimizers exist: the cells' weights take their convolutions' layout at this run's precision
+        # (docs/precision.md, "Weight layout"); the network is compiled on the first call only
+        if self._trainer is not None:
+            match_run_layout(self, self._trainer)
         if self.compile_network and not self._compiled:
             self.compile_network_once()
             self._compiled = True
@@ -266,23 +271,9 @@ class Task(L.LightningModule):
         if self.weight_average is not None:
             self.weight_average.swap_out()
 
-    def on_validation_start(self) -> None:
-        self._use_average()
-
-    def on_validation_end(self) -> None:
-        self._use_training_weights()
-
-    def on_test_start(self) -> None:
-        self._use_average()
-
-    def on_test_end(self) -> None:
-        self._use_training_weights()
-
-    def on_predict_start(self) -> None:
-        self._use_average()
-
-    def on_predict_end(self) -> None:
-        self._use_training_weights()
+    # validation, test and predict evaluate the average; training goes on from its own weights
+    on_validation_start = on_test_start = on_predict_start = _use_average
+    on_validation_end = on_test_end = on_predict_end = _use_training_weights
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         average = self.weight_average

@@ -1,4 +1,9 @@
-"""``compile: true`` of the prediction task: compile what a predictor's time loop repeats, once, in place.
+"""What a task does to its network for speed before a run.
+
+The cells' convolution weights are stored in the memory format their convolutions run in at the run's
+precision (:func:`match_run_layout`; docs/precision.md, "Weight layout").
+
+``compile: true`` of the prediction task compiles what a predictor's time loop repeats, once, in place.
 
 A predictor's ``forward`` loops over the horizon; compiled whole, it would compile again for every
 horizon and scheduled-sampling branch. So its ``step`` (one time step's cells and head) is compiled and
@@ -22,10 +27,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor, nn
 
-__all__ = ["compile_time_step"]
+from lstmvision.cells import match_weight_layout
+
+__all__ = ["compile_time_step", "match_run_layout"]
+
+
+def match_run_layout(network: nn.Module, trainer: L.Trainer) -> None:
+    """:func:`lstmvision.cells.match_weight_layout` for ``trainer``'s precision and device; called before
+    DDP wraps the network and before the optimisers exist, which then hold the converted weights."""
+    device, fp32 = trainer.strategy.root_device.type, str(trainer.precision) == "32-true"
+    match_weight_layout(network, fp32=fp32, device_type=device)
 
 
 def compile_time_step(model: nn.Module) -> None:
