@@ -84,6 +84,20 @@ def test_compiled_gates_equal_eager_ones(name: str, monkeypatch: pytest.MonkeyPa
     assert grad_err < 1e-4, f"{name}: gradient max abs error {grad_err:.3g}"
 
 
+def test_the_compiled_forms_tanh_through_the_sigmoid_is_tanh() -> None:
+    # the compiled gate functions write tanh(x) = 2σ(2x) - 1 on the CPU (inductor's tanh loop is slow)
+    x = torch.linspace(-30, 30, 200_001)
+    err = (_fusion._tanh_via_sigmoid(x) - torch.tanh(x)).abs().max().item()
+    assert err <= 2.5e-7, err
+    exact = torch.tanh(x.double())
+    assert (_fusion._tanh_via_sigmoid(x.double()) - exact).abs().max().item() < 1e-15
+    # and it is what each fused function compiles, with the eager one kept on torch.tanh
+    gates, c = torch.randn(2, 8, 3, 3), torch.randn(2, 2, 3, 3)
+    h_fast, c_fast = _fusion.lstm_gates._fast(gates, c, 1, torch.float32)
+    h_eager, c_eager = _fusion.lstm_gates.eager(gates, c, 1, torch.float32)
+    assert 0 < max_err(h_fast, h_eager) <= 5e-7 and max_err(c_fast, c_eager) <= 5e-7
+
+
 def test_no_recompilation_over_steps_horizons_and_batch_sizes() -> None:
     # the real path: bf16 autocast, training; a 2-layer ConvLSTM over 3 steps, then 7 steps and B=3
     torch.manual_seed(0)

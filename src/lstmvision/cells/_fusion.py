@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 _ENV = "LSTMVISION_GATE_FUSION"
 _R = TypeVar("_R")
+_Pointwise = Callable[[Tensor], Tensor]
 
 
 def _enabled_from_env() -> bool:
@@ -184,8 +185,12 @@ def conv_layout(in_channels: int, x: Tensor) -> Tensor:
 class _Fused(Generic[_R]):
     """A pointwise function compiled on its first fused call; the plain function where fusion does not apply."""
 
-    def __init__(self, fn: Callable[..., _R]) -> None:
+    def __init__(self, fn: Callable[..., _R], compiled_form: Callable[..., _R]) -> None:
+        # compiled_form: fn with the compiled form's tanh, a function of its own. Dynamo keeps its graphs
+        # and its recompile limit (8) per code object: a functools.partial or closures from one factory
+        # would share a single one among all the gate functions
         self.eager = fn
+        self._fast = compiled_form
         self._compiled: Callable[..., _R] | None = None
 
     def __call__(self, *args: Any, eager: bool = False) -> _R:
@@ -195,7 +200,7 @@ class _Fused(Generic[_R]):
             return self.eager(*args)
         if self._compiled is None:
             # dynamic shapes: one compilation serves every batch size, resolution and horizon
-            self._compiled = torch.compile(self.eager, dynamic=True, fullgraph=True, backend=_backend)
+            self._compiled = torch.compile(self._fast, dynamic=True, fullgraph=True, backend=_backend)
         try:
             return self._compiled(*args)
         except Exception as error:  # no C++ compiler, an unsupported platform, an inductor bug
@@ -228,23 +233,38 @@ def _reset() -> None:
         fused.reset()
 
 
+def _tanh_via_sigmoid(x: Tensor) -> Tensor:
+    # the tanh of the compiled gate functions: on the CPU written through the sigmoid, tanh(x) = 2σ(2x) - 1.
+    # With torch 2.13 inductor's CPU tanh loop ran 4-5x slower than ATen's torch.tanh (its sigmoid 1.7x),
+    # and a fused ConvLSTM step's gates took 359 µs this way against 550 with tanh (docs/convlstm.md). In
+    # float32 the two agree within 2.4e-7. The eager functions, and so every reference test and a
+    # whole-model torch.compile (which traces them), keep torch.tanh
+    return 2 * torch.sigmoid(2 * x) - 1 if x.device.type == "cpu" else torch.tanh(x)
+
+
 def _up(x: Tensor) -> Tensor:
     # the math runs in at least float32: bf16/fp16 are widened, float64 stays float64
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
 def _lstm(
-    gates: Tensor, c_prev: Tensor | None, dim: int, dtype: torch.dtype, gates_h: Tensor | None = None
+    gates: Tensor,
+    c_prev: Tensor | None,
+    dim: int,
+    dtype: torch.dtype,
+    gates_h: Tensor | None = None,
+    *,
+    tanh: _Pointwise = torch.tanh,
 ) -> tuple[Tensor, Tensor]:
     # gates: (..., 4*H, ...) with (i, f, g, o) along dim, plus the recurrent term gates_h where given
     # (summed here, in float32, rather than in a pass of its own); returns h in the gates' dtype and c in
     # dtype
     pre = _up(gates) if gates_h is None else _up(gates) + _up(gates_h)
     i, f, g, o = pre.chunk(4, dim)
-    c = torch.sigmoid(i) * torch.tanh(g)
+    c = torch.sigmoid(i) * tanh(g)
     if c_prev is not None:
         c = c + torch.sigmoid(f) * _up(c_prev)
-    h = torch.sigmoid(o) * torch.tanh(c)
+    h = torch.sigmoid(o) * tanh(c)
     return h.to(gates.dtype), c.to(dtype)
 
 
@@ -255,6 +275,8 @@ def _dual_memory_increments(
     c_prev: Tensor | None,
     carried: Tensor | None,
     dtype: torch.dtype,
+    *,
+    tanh: _Pointwise = torch.tanh,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     # gates (B, 4*Hc, ...) = i, f (or E3D's r), g, o; gates_m (B, 3*Hc, ...) = i', f', g'.
     # c = σ(i)·tanh(g) + c_add + σ(f)·c_prev and m = σ(i')·tanh(g') + σ(f')·carried; returns (c, m, [c, m],
@@ -262,13 +284,13 @@ def _dual_memory_increments(
     # Δc = σ(i)·tanh(g), Δm = σ(i')·tanh(g') (PredRNN-v2's decoupling loss reads them) in dtype
     i, f, g, _ = _up(gates).chunk(4, 1)
     i_m, f_m, g_m = _up(gates_m).chunk(3, 1)
-    delta_c = torch.sigmoid(i) * torch.tanh(g)
+    delta_c = torch.sigmoid(i) * tanh(g)
     c = delta_c
     if c_add is not None:
         c = c + _up(c_add)
     if c_prev is not None:
         c = c + torch.sigmoid(f) * _up(c_prev)
-    delta_m = torch.sigmoid(i_m) * torch.tanh(g_m)
+    delta_m = torch.sigmoid(i_m) * tanh(g_m)
     m = delta_m
     if carried is not None:
         m = m + torch.sigmoid(f_m) * _up(carried)
@@ -283,36 +305,40 @@ def _dual_memory(
     c_prev: Tensor | None,
     carried: Tensor | None,
     dtype: torch.dtype,
+    *,
+    tanh: _Pointwise = torch.tanh,
 ) -> tuple[Tensor, Tensor, Tensor]:
     # the same arithmetic without the increments: (c, m, [c, m]); the increments are intermediates of
     # it, so the eager path computes nothing more, and the compiled one drops the unused outputs
-    c, m, cm, _, _ = _dual_memory_increments(gates, gates_m, c_add, c_prev, carried, dtype)
+    c, m, cm, _, _ = _dual_memory_increments(gates, gates_m, c_add, c_prev, carried, dtype, tanh=tanh)
     return c, m, cm
 
 
-def _output_gate(o: Tensor, o_term: Tensor, cell: Tensor) -> Tensor:
+def _output_gate(o: Tensor, o_term: Tensor, cell: Tensor, *, tanh: _Pointwise = torch.tanh) -> Tensor:
     # h = σ(o + W * [C, M]) ∘ tanh(W_1x1 * [C, M]), in o's dtype
-    h = torch.sigmoid(_up(o) + _up(o_term)) * torch.tanh(_up(cell))
+    h = torch.sigmoid(_up(o) + _up(o_term)) * tanh(_up(cell))
     return h.to(o.dtype)
 
 
 def _mp(
-    gates: Tensor, c_prev: Tensor | None, mean: bool, dtype: torch.dtype
+    gates: Tensor, c_prev: Tensor | None, mean: bool, dtype: torch.dtype, *, tanh: _Pointwise = torch.tanh
 ) -> tuple[Tensor, Tensor, Tensor]:
     # MP-LSTM without peepholes: gates (B, V, 4H); the memory passes through the V views in order.
     # Returns h_t (B, H) and y (B, V, H) in the gates' dtype and c_t (B, H) in dtype.
     i, f, g, o = _up(gates).chunk(4, -1)  # each (B, V, H)
-    inflow, forget = (torch.sigmoid(i) * torch.tanh(g)).unbind(1), torch.sigmoid(f).unbind(1)  # V x (B, H)
+    inflow, forget = (torch.sigmoid(i) * tanh(g)).unbind(1), torch.sigmoid(f).unbind(1)  # V x (B, H)
     c = inflow[0] if c_prev is None else inflow[0] + forget[0] * _up(c_prev)
     for k in range(1, len(inflow)):  # the memory passes through the views in order
         c = inflow[k] + forget[k] * c
-    y = torch.sigmoid(o) * torch.tanh(c).unsqueeze(1)  # (B, V, H)
+    y = torch.sigmoid(o) * tanh(c).unsqueeze(1)  # (B, V, H)
     h = y.mean(1) if mean else y.sum(1)
     return h.to(gates.dtype), y.to(gates.dtype), c.to(dtype)
 
 
-lstm_gates = _Fused(_lstm)
-dual_memory = _Fused(_dual_memory)
-dual_memory_increments = _Fused(_dual_memory_increments)
-output_gate = _Fused(_output_gate)
-mp_gates = _Fused(_mp)
+lstm_gates = _Fused(_lstm, lambda *a: _lstm(*a, tanh=_tanh_via_sigmoid))
+dual_memory = _Fused(_dual_memory, lambda *a: _dual_memory(*a, tanh=_tanh_via_sigmoid))
+dual_memory_increments = _Fused(
+    _dual_memory_increments, lambda *a: _dual_memory_increments(*a, tanh=_tanh_via_sigmoid)
+)
+output_gate = _Fused(_output_gate, lambda *a: _output_gate(*a, tanh=_tanh_via_sigmoid))
+mp_gates = _Fused(_mp, lambda *a: _mp(*a, tanh=_tanh_via_sigmoid))
