@@ -5,7 +5,9 @@ gates: σ, tanh, products and sums that produce the memories and the hidden stat
 reads and writes a full tensor; under CPU bf16 autocast the four gates are strided channel slices of a
 channels-last tensor and those bf16 ops are slow (docs/convlstm.md, "Performance"). Here each cell's
 pointwise math is one function that :func:`torch.compile` turns, on first use, into one loop per
-output. The same function, uncompiled, is the eager path, so both compute the same thing:
+output. The same function, uncompiled, is the eager path, so both compute the same thing (except that
+on the CPU the compiled form writes tanh as 2σ(2x) - 1, within 2.4e-7 of it in float32, as inductor's
+own CPU tanh is slow; see ``_tanh_via_sigmoid``):
 
 .. math::
     c_t = σ(f) ∘ c_{t-1} + σ(i) ∘ \tanh(g), \qquad h_t = σ(o) ∘ \tanh(c_t)
@@ -236,7 +238,7 @@ def _reset() -> None:
 def _tanh_via_sigmoid(x: Tensor) -> Tensor:
     # the tanh of the compiled gate functions: on the CPU written through the sigmoid, tanh(x) = 2σ(2x) - 1.
     # With torch 2.13 inductor's CPU tanh loop ran 4-5x slower than ATen's torch.tanh (its sigmoid 1.7x),
-    # and a fused ConvLSTM step's gates took 359 µs this way against 550 with tanh (docs/convlstm.md). In
+    # and a fused ConvLSTM step's gates took 359 µs this way against 550 with tanh (docs/precision.md). In
     # float32 the two agree within 2.4e-7. The eager functions, and so every reference test and a
     # whole-model torch.compile (which traces them), keep torch.tanh
     return 2 * torch.sigmoid(2 * x) - 1 if x.device.type == "cpu" else torch.tanh(x)
