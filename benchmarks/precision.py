@@ -433,8 +433,8 @@ def bench(
     built = create_model(spec.name, input_length=INPUT, total_length=T, **spec.kwargs)
     # one copy per precision, its cells' weights in that precision's layout, as a task's run stores them
     models = {precision: copy.deepcopy(built) for precision in precisions}
-    for precision, model in models.items():
-        if _MATCH_LAYOUT is not None:
+    if _MATCH_LAYOUT is not None:
+        for precision, model in models.items():
             _MATCH_LAYOUT(model, fp32=precision == "fp32")
     naive = spec.naive()
     fusions: list[bool | None] = [True, False] if _FUSION is not None else [None]

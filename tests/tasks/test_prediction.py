@@ -258,8 +258,11 @@ def test_l1_weight_adds_the_weighted_mean_absolute_error_to_the_loss() -> None:
 def test_cell_weights_take_the_layout_of_the_runs_precision(tmp_path, monkeypatch, amx: bool) -> None:
     # the hidden convolution reads 128 channels: NCHW in fp32 on a CPU with AMX, else channels-last
     monkeypatch.setattr(_fusion, "_nchw_cpu", lambda: amx)
+    build = partial(
+        ConvLSTMPredictor, num_hidden=[128], filter_size=3, patch_size=2, input_length=3, total_length=6
+    )
     torch.manual_seed(0)
-    model = ConvLSTMPredictor(num_hidden=[128], filter_size=3, patch_size=2, input_length=3, total_length=6)
+    model = build()
     cell = model.cells[0]
     task = VideoPredictionTask(model, gif_samples=0)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
@@ -279,8 +282,6 @@ def test_cell_weights_take_the_layout_of_the_runs_precision(tmp_path, monkeypatc
     # the checkpoint holds the same values, and loads into a model built in the default layout
     trainer.save_checkpoint(tmp_path / "w.ckpt")
     torch.manual_seed(1)
-    fresh = VideoPredictionTask(
-        ConvLSTMPredictor(num_hidden=[128], filter_size=3, patch_size=2, input_length=3, total_length=6)
-    )
+    fresh = VideoPredictionTask(build())
     fresh.load_state_dict(torch.load(tmp_path / "w.ckpt", weights_only=True)["state_dict"])
     assert all(torch.equal(v, task.state_dict()[k]) for k, v in fresh.state_dict().items())
