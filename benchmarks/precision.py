@@ -28,6 +28,9 @@ fp32 weights, autocast around the forward, the loss in fp32), and with gate fusi
   ``cat([x, h])``, the zero first state convolved like any other, the E3D recall's attention weights
   formed explicitly), same rollout and loss, in the same precision.
 
+The cells' pooled weight gradients (``lstmvision.cells.weight_grad_pooling``, where it exists) are on in
+every row, as in a run; ``weight_grads.py`` times them on and off.
+
 Variants are timed once per round, rounds interleaved (A, B, A, B, ...), and each figure is the median
 over rounds. Before the rounds every variant runs once on 3 clips (which compiles the fused gates).
 The two large models run few rounds: one ConvLSTM-S fp32 step takes tens of seconds on 2 cores.

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_channels, check_input_dtype, check_lengths, check_rate, check_tensor
-from lstmvision.cells import _fusion
+from lstmvision.cells import _fusion, _pooled
 from lstmvision.cells.common import NotScriptable, layer_channels, pair, reversal_index, reverse_time
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMState"]
@@ -170,7 +170,7 @@ class ConvLSTMCell(NotScriptable, nn.Module):
         """All four input gates of ``(N, C, H, W)`` frames -> ``(N, 4*Hc, H', W')``; no validation."""
         conv = self.input_conv
         if self.padding != "same":
-            gates = conv(_fusion.conv_layout(self.in_channels, x))
+            gates = _pooled.module_conv(conv, _fusion.conv_layout(self.in_channels, x))
         else:
             (top, bottom), (left, right) = (
                 _tf_same(n, k, s, d)
@@ -180,7 +180,7 @@ class ConvLSTMCell(NotScriptable, nn.Module):
                 x = F.pad(x, (left, right, top, bottom))
                 top = left = 0
             x = _fusion.conv_layout(self.in_channels, x)
-            gates = F.conv2d(x, conv.weight, conv.bias, conv.stride, (top, left), conv.dilation)
+            gates = _pooled.conv(x, conv.weight, conv.bias, conv.stride, (top, left), conv.dilation)
         return gates if self.norm_x is None else self.norm_x(gates)
 
     def init_state(self, x_t: Tensor) -> ConvLSTMState:
@@ -251,7 +251,10 @@ class ConvLSTMCell(NotScriptable, nn.Module):
         else:
             h = state.h if rec_mask is None else state.h * rec_mask
             h = h if self._hidden_pad is None else F.pad(h, self._hidden_pad)
-            gates, gates_h = gates_x, self.hidden_conv(_fusion.conv_layout(self.hidden_channels, h))
+            gates, gates_h = (
+                gates_x,
+                _pooled.module_conv(self.hidden_conv, _fusion.conv_layout(self.hidden_channels, h)),
+            )
             if self.norm_h is not None:
                 gates_h = self.norm_h(gates_h)
         if self.peephole_weight is None and self.norm_c is None:
@@ -397,18 +400,19 @@ class ConvLSTM(NotScriptable, nn.Module):
         if self.go_backwards:
             x = reverse_time(x, index)
         h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outputs = []
-            for d in range(self.num_directions):
-                k = layer * self.num_directions + d
-                seq = x if d == 0 else reverse_time(x, index)
-                out, last = self._run(cells[k], seq, states[k], lengths, min_len)
-                outputs.append(out if d == 0 else reverse_time(out, index))
-                h_n.append(last.h)
-                c_n.append(last.c)
-            x = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]  # (B, T, D*Hc, H', W')
-            if layer < self.num_layers - 1 and self.dropout > 0.0:
-                x = F.dropout(x, self.dropout, self.training)
+        with _pooled.pooled_weight_grads():  # one weight-gradient computation per weight for all steps
+            for layer in range(self.num_layers):
+                outputs = []
+                for d in range(self.num_directions):
+                    k = layer * self.num_directions + d
+                    seq = x if d == 0 else reverse_time(x, index)
+                    out, last = self._run(cells[k], seq, states[k], lengths, min_len)
+                    outputs.append(out if d == 0 else reverse_time(out, index))
+                    h_n.append(last.h)
+                    c_n.append(last.c)
+                x = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]  # (B, T, D*Hc, H', W')
+                if layer < self.num_layers - 1 and self.dropout > 0.0:
+                    x = F.dropout(x, self.dropout, self.training)
         output = x if self.batch_first else x.transpose(0, 1)
         return output, (tuple(h_n), tuple(c_n))
 

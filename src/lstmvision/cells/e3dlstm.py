@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_channels, check_input_dtype, check_lengths, check_tensor
-from lstmvision.cells import _fusion
+from lstmvision.cells import _fusion, _pooled
 from lstmvision.cells.common import NotScriptable, layer_channels, memory_channels_of
 
 __all__ = ["Eidetic3DLSTM", "Eidetic3DLSTMCell", "Eidetic3DLSTMState"]
@@ -203,7 +203,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
 
     def _conv(self, conv: nn.Conv3d, x: Tensor) -> Tensor:
         # a (w, k, k) kernel: TensorFlow's "same" padding, then channels-last (see _channels_last)
-        return conv(_channels_last(x if self._extra_pad is None else F.pad(x, self._extra_pad)))
+        return _pooled.module_conv(
+            conv, _channels_last(x if self._extra_pad is None else F.pad(x, self._extra_pad))
+        )
 
     def _term(self, conv: nn.Conv3d, norm: nn.GroupNorm | None, prev: Tensor | None) -> Tensor | float:
         # a zero h or M adds no convolution term; with layer norm, the norm of a zero conv is its shift
@@ -230,7 +232,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
             r = gates[:, Hc : 2 * Hc]  # the recall gate sits in nn.LSTM's forget-gate rows
             recalled = self.norm_recall(state.c + _recall(torch.sigmoid(r), state.history))
         carried = (
-            memory if memory is None or self.memory_proj is None else self.memory_proj(_channels_last(memory))
+            memory
+            if memory is None or self.memory_proj is None
+            else _pooled.module_conv(self.memory_proj, _channels_last(memory))
         )
         # the gate arithmetic in two fused functions (compiled where it helps, docs/e3d_lstm.md): c, m and
         # [C_t, M_t] (B, 2*Hc, w, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
@@ -245,7 +249,7 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
         )
         o_term = self._conv(self.output_conv, cm)
         o = gates[:, 3 * Hc :]  # the output gate's rows
-        h = _fusion.output_gate(o, o_term, self.fuse_conv(_channels_last(cm)))
+        h = _fusion.output_gate(o, o_term, _pooled.module_conv(self.fuse_conv, _channels_last(cm)))
         history = torch.zeros_like(c) if state is None else state.history
         history = torch.cat([history, c], dim=2)  # (B, Hc, (n+1)*w, H, W), oldest first
         if self.recall_window is not None:
@@ -391,14 +395,15 @@ class Eidetic3DLSTM(NotScriptable, nn.Module):
         min_len = T if lengths is None else int(lengths.min())
         outputs = []
         # unbind, not indexing: each index's backward would write a full (B, n_steps, ...) gradient
-        for i, window in enumerate(self.windows(x).unbind(1)):
-            h, new = self.step(window, state)
-            if lengths is not None and state is not None and i * self.window_stride >= min_len:
-                valid = (i * self.window_stride < lengths).view(B, 1, 1, 1, 1)
-                new = [_keep_valid(valid, n, old) for n, old in zip(new, state)]
-                h = torch.where(valid, h, 0.0)
-            state = new
-            outputs.append(h)
+        with _pooled.pooled_weight_grads():  # one weight-gradient computation per weight for all steps
+            for i, window in enumerate(self.windows(x).unbind(1)):
+                h, new = self.step(window, state)
+                if lengths is not None and state is not None and i * self.window_stride >= min_len:
+                    valid = (i * self.window_stride < lengths).view(B, 1, 1, 1, 1)
+                    new = [_keep_valid(valid, n, old) for n, old in zip(new, state)]
+                    h = torch.where(valid, h, 0.0)
+                state = new
+                outputs.append(h)
         output = torch.stack(outputs, dim=1)  # (B, n_steps, Hc_L, w, H, W)
         return (output if self.batch_first else output.transpose(0, 1)), new
 

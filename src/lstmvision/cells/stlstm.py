@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_channels, check_input_dtype, check_lengths, check_rate, check_tensor
-from lstmvision.cells import _fusion
+from lstmvision.cells import _fusion, _pooled
 from lstmvision.cells.common import (
     NotScriptable,
     layer_channels,
@@ -175,7 +175,8 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         return h, SpatioTemporalLSTMState(h, c, m)
 
     def _conv(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
-        return conv(_fusion.conv_layout(conv.in_channels, x if self._pad is None else F.pad(x, self._pad)))
+        x = _fusion.conv_layout(conv.in_channels, x if self._pad is None else F.pad(x, self._pad))
+        return _pooled.module_conv(conv, x)
 
     def _step(
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
@@ -234,14 +235,15 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
             gates_m = gates_m + self.norm_m.bias.view(1, -1, 1, 1)
         carried = memory
         if memory is not None and self.memory_proj is not None:
-            carried = self.memory_proj(_fusion.conv_layout(self.memory_channels, memory))
+            carried = _pooled.module_conv(self.memory_proj, _fusion.conv_layout(self.memory_channels, memory))
         return gates, gates_m, carried
 
     def _output(self, gates: Tensor, cm: Tensor) -> Tensor:
         # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W)
         gates_o = self._conv(self.output_conv, cm)
         o_term = gates_o if self.norm_o is None else self.norm_o(gates_o)
-        return _fusion.output_gate(gates[:, 3 * self.hidden_channels :], o_term, self.fuse_conv(cm))
+        fused = _pooled.module_conv(self.fuse_conv, cm)
+        return _fusion.output_gate(gates[:, 3 * self.hidden_channels :], o_term, fused)
 
     def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:
         _check_frames(x_t, self, who, "x_t (B, C, H, W)")
@@ -396,14 +398,17 @@ class SpatioTemporalLSTM(NotScriptable, nn.Module):
         min_len = T if lengths is None else int(lengths.min())
         index = reversal_index(lengths, T, x.device)
         outputs, finals = [], []
-        for d in range(D):
-            rows = slice(d, L * D, D)  # this direction's rows of h_0 / h_n: layer l at l * D + d
-            start = (
-                (None, None, None) if initial is None else (initial[0][rows], initial[1][rows], initial[2][d])
-            )
-            out, last = self._run(d, x if d == 0 else reverse_time(x, index), start, lengths, min_len)
-            outputs.append(out if d == 0 else reverse_time(out, index))
-            finals.append(last)
+        with _pooled.pooled_weight_grads():  # one weight-gradient computation per weight for all steps
+            for d in range(D):
+                rows = slice(d, L * D, D)  # this direction's rows of h_0 / h_n: layer l at l * D + d
+                start = (
+                    (None, None, None)
+                    if initial is None
+                    else (initial[0][rows], initial[1][rows], initial[2][d])
+                )
+                out, last = self._run(d, x if d == 0 else reverse_time(x, index), start, lengths, min_len)
+                outputs.append(out if d == 0 else reverse_time(out, index))
+                finals.append(last)
         y = torch.cat(outputs, dim=2) if D > 1 else outputs[0]  # (B, T, D*Hc_top, H, W)
         y = y if self.batch_first else y.transpose(0, 1)
         h_n = [finals[d][0][layer] for layer in range(L) for d in range(D)]  # nn.LSTM's row order

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_input_dtype, check_tensor
-from lstmvision.cells import ConvLSTMCell, ConvLSTMState
+from lstmvision.cells import ConvLSTMCell, ConvLSTMState, pooled_weight_grads
 from lstmvision.models.registry import register_model
 
 __all__ = ["MOVED_TO_TASK", "ConvLSTMPredictor", "RecurrentPredictor", "drop_moved_arguments"]
@@ -171,18 +171,20 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         fed: list[Tensor] = []
         outputs: list[Tensor] = []
         state: Any = None
-        for t in range(steps):
-            if t == 0:
-                x = patches[:, 0]
-            elif t < self.input_length and input_sampling_prob >= 1.0:
-                x = patches[:, t]
-            elif t >= self.input_length and sampling_prob <= 0.0:
-                x = outputs[-1]
-            else:
-                x = torch.where(use_truth[:, t], patches[:, t], outputs[-1])
-            fed.append(x)
-            prediction, state = self.step(fed, state)
-            outputs.append(prediction)
+        # every step's convolutions share one weight-gradient computation per weight (cells/_pooled.py)
+        with pooled_weight_grads():
+            for t in range(steps):
+                if t == 0:
+                    x = patches[:, 0]
+                elif t < self.input_length and input_sampling_prob >= 1.0:
+                    x = patches[:, t]
+                elif t >= self.input_length and sampling_prob <= 0.0:
+                    x = outputs[-1]
+                else:
+                    x = torch.where(use_truth[:, t], patches[:, t], outputs[-1])
+                fed.append(x)
+                prediction, state = self.step(fed, state)
+                outputs.append(prediction)
         out = torch.stack(outputs, dim=1)  # (B, steps, C*p*p, H/p, W/p)
         return F.pixel_shuffle(out.flatten(0, 1), p).unflatten(0, (B, steps))  # (B, steps, C, H, W)
 

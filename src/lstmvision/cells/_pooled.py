@@ -1,0 +1,363 @@
+r"""Weight gradients of a cell's convolutions computed once per sequence (private; the switch is public).
+
+A recurrent cell applies the same convolution at every step of a sequence, so autograd computes that
+convolution's weight gradient once per step, each from a batch of B, and adds up the T results. On the
+CPU, oneDNN's bf16 weight-gradient kernel runs far below its forward rate at such small batches: 19 steps
+of B = 16, 16×16 positions, 5×5 kernels, 1.0-1.5 TFLOP/s per step against 1.7-2.0 TFLOP/s for one call
+over all 304 samples (docs/precision.md, "Pooled weight gradients").
+
+Inside :func:`pooled_weight_grads` (entered by the predictors' and the sequence wrappers' time loops)
+every convolution that a cell runs through :func:`conv` or :func:`module_conv` computes, per step, only
+its input's gradient in the backward pass. The weight's and the bias's gradients come from one
+``convolution_backward`` call over all the steps, made by a node every step's convolution depends on
+(``_PoolGrads``); autograd runs it after all of them. Each step's output gradient is copied into a slab
+as it arrives, and a weight keeps its slabs for its next pass. The result is the same sum; in bf16 it is
+accumulated in float32 inside one kernel, where autograd added T bf16 gradients in bf16, so it lies
+closer to the fp32 gradient.
+
+It applies where the weight is a leaf that needs a gradient, gradients are being recorded, the tensors
+are on the CPU, the convolution runs in bf16 or fp16 (fp32 measured slower pooled), it does enough work
+per copied value (``_MIN_MACS_PER_VALUE``), pooling is on (:func:`set_weight_grad_pooling`;
+``LSTMVISION_POOL_WEIGHT_GRADS=0`` turns it off at import), and nobody is scripting, tracing or compiling
+the caller. On CUDA it is off: it is unmeasured there. A module with forward hooks, or a subclass of
+``nn.Conv2d``/``nn.Conv3d``, is called as a module.
+
+The slabs hold T·B·(C_in + C_out)·H·W values per pooled convolution while its weight lives. Second
+derivatives through a pooled convolution raise an error (``create_graph=True``): turn pooling off for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["pooled_weight_grads", "set_weight_grad_pooling", "weight_grad_pooling"]
+
+logger = logging.getLogger(__name__)
+
+_ENV = "LSTMVISION_POOL_WEIGHT_GRADS"
+
+
+def _enabled_from_env() -> bool:
+    value = os.environ.get(_ENV, "1").strip().lower()
+    if value in ("0", "false", "off", "no"):
+        return False
+    if value not in ("1", "true", "on", "yes", ""):
+        logger.warning("%s=%r is not 0/1/true/false/on/off; weight-gradient pooling stays on", _ENV, value)
+    return True
+
+
+_enabled = _enabled_from_env()
+# the pools of the innermost active scope, per thread (DataParallel runs replicas in threads); None outside
+_scope = threading.local()
+# by id of a weight, the slab its last pool used, kept for the next pass while the weight lives: a fresh
+# slab of tens of MB was paged in at every training step, which cost as much as the pooling saved
+_slabs: dict[tuple[int, str], Tensor] = {}
+
+
+def set_weight_grad_pooling(enabled: bool) -> None:
+    """Turn the pooled weight gradients of every cell's convolutions on or off (process-wide; default on)."""
+    global _enabled
+    if not isinstance(enabled, bool):
+        raise ValueError(f"set_weight_grad_pooling expects True or False, got {enabled!r}")
+    _enabled = enabled
+
+
+@contextlib.contextmanager
+def weight_grad_pooling(enabled: bool) -> Iterator[None]:
+    """Context manager: :func:`set_weight_grad_pooling` inside the block, the previous setting after it."""
+    previous = _enabled
+    set_weight_grad_pooling(enabled)
+    try:
+        yield
+    finally:
+        set_weight_grad_pooling(previous)
+
+
+@contextlib.contextmanager
+def pooled_weight_grads() -> Iterator[None]:
+    """The scope of one pass over a sequence: the convolutions run through :func:`conv` inside it share
+    one weight-gradient computation per weight. Nested scopes join the outermost one."""
+    if getattr(_scope, "pools", None) is not None:
+        yield
+        return
+    on = _enabled and torch.is_grad_enabled() and not torch.jit.is_scripting() and not torch.jit.is_tracing()
+    _scope.pools = {} if on and not torch.compiler.is_compiling() else None
+    try:
+        yield
+    finally:
+        _scope.pools = None
+
+
+class _Pool:
+    """One weight's convolution within one scope: the weight and bias in the dtype the convolution runs
+    in, its arguments, and, during the backward pass, what the steps left for the weight's gradient."""
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        groups: int,
+        bias_grad: bool,
+        owner: Tensor,
+    ) -> None:
+        self.weight, self.bias, self.owner = weight, bias, id(owner)
+        # what the weight-gradient calls compute: no input gradient, the weight's, the bias's if it needs one
+        self.mask = (False, True, bias_grad)
+        self.stride, self.padding, self.dilation = list(stride), list(padding), list(dilation)
+        self.groups = groups
+        self.steps = 0  # convolutions run in the scope
+        self.token: Tensor | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        slab: Tensor | None = getattr(self, "slab", None)
+        if slab is not None:  # kept for the weight's next pass
+            _slabs[self.owner, "grad"] = slab
+        self.inputs: dict[int, Tensor] = {}  # by step, the inputs of the steps whose gradient came in
+        # the steps' output gradients, step s at rows s*N:(s+1)*N, copied in as each arrives (still in the
+        # cache then; gathered at the end they were read back from memory, which cost more than pooling saved)
+        self.slab: Tensor | None = None
+        self.rows = 0  # N, the batch of one step
+        # gradients of steps whose shape differs from the first's (none in the cells' sequences)
+        self.odd: list[tuple[Tensor | None, Tensor | None]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        run = F.conv2d if self.weight.dim() == 4 else F.conv3d
+        return run(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def backward(
+        self, grad: Tensor, x: Tensor, mask: tuple[bool, bool, bool]
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        # the gradients of the input, the weight and the bias that ``mask`` asks for (None for the others)
+        bias_sizes = [self.weight.shape[0]] if mask[2] else None
+        zeros = [0] * (self.weight.dim() - 2)
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad, x, self.weight, bias_sizes, self.stride, self.padding, self.dilation, False, zeros,
+            self.groups, list(mask),
+        )  # fmt: skip
+        return grad_x, grad_w, grad_b
+
+    def receive(self, step: int, x: Tensor, grad: Tensor) -> None:
+        """Keep step ``step``'s input and output gradient for the weight's gradient."""
+        if self.slab is None:
+            shape = (self.steps * grad.shape[0], *grad.shape[1:])
+            self.slab = _slab((self.owner, "grad"), shape, grad.dtype, grad.device, _format(x))
+            self.rows = grad.shape[0]
+        if grad.shape != (self.rows, *self.slab.shape[1:]) or grad.dtype != self.slab.dtype:
+            _, odd_w, odd_b = self.backward(grad, x, self.mask)
+            self.odd.append((odd_w, odd_b))
+            return
+        self.slab[step * self.rows : (step + 1) * self.rows].copy_(grad)
+        self.inputs[step] = x  # by step: a step run twice (retained graph) is counted once
+
+    def gradients(self) -> tuple[Tensor | None, Tensor | None]:
+        """The weight's and the bias's gradients from every step received, then forget them (a second
+        backward pass through a retained graph brings its own)."""
+        steps = sorted(self.inputs)
+        grad_w = grad_b = None
+        if steps and self.slab is not None:
+            slab = self.slab
+            if len(steps) < self.steps:  # this backward pass reached some steps only
+                slab = slab.unflatten(0, (self.steps, self.rows))[steps].flatten(0, 1)
+            xs = [self.inputs[s] for s in steps]
+            if len(xs) == 1:
+                x = xs[0]
+            else:  # (T*N, C_in, ...)
+                shape = (sum(t.shape[0] for t in xs), *xs[0].shape[1:])
+                out = _slab((self.owner, "input"), shape, xs[0].dtype, xs[0].device, _format(xs[0]))
+                x = torch.cat(xs, out=out)
+            _, grad_w, grad_b = self.backward(slab, x, self.mask)
+            if len(xs) > 1:
+                _slabs[self.owner, "input"] = x
+        for odd_w, odd_b in self.odd:
+            grad_w = odd_w if grad_w is None or odd_w is None else grad_w + odd_w
+            grad_b = odd_b if grad_b is None or odd_b is None else grad_b + odd_b
+        self._clear()
+        return grad_w, grad_b
+
+
+class _PoolGrads(torch.autograd.Function):
+    """The pool node: forward returns a scalar token every step's convolution takes as an input; backward
+    computes the weight's and the bias's gradients from all the steps' inputs and output gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, bias: Tensor | None, pool: _Pool) -> Tensor:
+        ctx.pool = pool
+        ctx.dtypes = weight.dtype, None if bias is None else bias.dtype
+        ctx.set_materialize_grads(False)
+        return weight.new_zeros(())
+
+    @staticmethod
+    def backward(ctx: Any, _token: Tensor | None) -> tuple[Tensor | None, Tensor | None, None]:
+        if torch.is_grad_enabled():  # create_graph=True: the pooled call records no graph to go on with
+            raise RuntimeError(
+                "lstmvision: second derivatives through the pooled weight gradients of a cell's "
+                "convolutions are not supported; turn pooling off with "
+                "lstmvision.cells.set_weight_grad_pooling(False) (or LSTMVISION_POOL_WEIGHT_GRADS=0)"
+            )
+        pool: _Pool = ctx.pool
+        grad_w, grad_b = pool.gradients()
+        w_dtype, b_dtype = ctx.dtypes
+        return (
+            None if grad_w is None else grad_w.to(w_dtype),
+            None if grad_b is None else grad_b.to(b_dtype),
+            None,
+        )
+
+
+def _slab(
+    key: tuple[int, str],
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    fmt: torch.memory_format,
+) -> Tensor:
+    # the slab the key's last pass left if it fits, else a new one; popped, so a second pool of the same
+    # weight in flight gets its own
+    slab = _slabs.pop(key, None)
+    if (
+        slab is None
+        or slab.shape != shape
+        or slab.dtype != dtype
+        or not slab.is_contiguous(memory_format=fmt)
+    ):
+        slab = torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
+    return slab
+
+
+def _format(x: Tensor) -> torch.memory_format:
+    # a batch in the other format than the convolution's input is converted inside convolution_backward;
+    # a sequence's first step comes from the eager gate function, in the contiguous format
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+class _PooledConv(torch.autograd.Function):
+    """One step's convolution: backward gives the input's gradient and leaves its (input, output
+    gradient) to the pool."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, token: Tensor, pool: _Pool) -> Tensor:
+        ctx.pool, ctx.step, ctx.x_dtype = pool, pool.steps, x.dtype
+        pool.steps += 1
+        x_run = x.to(pool.weight.dtype)  # autocast's cast of the input
+        ctx.save_for_backward(x_run)
+        return pool.forward(x_run)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+        pool: _Pool = ctx.pool
+        (x_run,) = ctx.saved_tensors
+        pool.receive(ctx.step, x_run, grad)
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        grad_x, _, _ = pool.backward(grad, x_run, (True, False, False))
+        return None if grad_x is None else grad_x.to(ctx.x_dtype), None, None
+
+
+# Pool a convolution only where its weight gradient has at least this many multiply-adds per value that
+# pooling copies (C_in·C_out·k^d / (C_in + C_out) per position, input and output gradient). Measured in bf16
+# (benchmarks/weight_grads.py): the demo's 5×5 convolutions, 355 and 640, gained nothing in the step,
+# as the copies and two autograd functions per call ate the faster kernel; PredRNN 4x64's (1,280 and up)
+# and ConvLSTM-S's (2,560) gained 5-14 %
+_MIN_MACS_PER_VALUE = 1000
+
+
+def _pool(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> _Pool | None:
+    # the active scope's pool of this weight (made on its first call), or None where pooling does not apply
+    pools: dict[tuple[int, torch.dtype], _Pool] | None = getattr(_scope, "pools", None)
+    if pools is None or x.device.type != "cpu" or not weight.requires_grad or not weight.is_leaf:
+        return None
+    dtype = weight.dtype
+    if torch.is_autocast_enabled("cpu") and dtype in (torch.float32, torch.bfloat16, torch.float16):
+        dtype = torch.get_autocast_dtype("cpu")  # conv2d/conv3d run in autocast's dtype
+    if dtype not in (torch.bfloat16, torch.float16):
+        # fp32 measured slower pooled: its per-step weight gradients run closer to its peak, and the
+        # copies into the slabs cost more than the one call saves (docs/precision.md)
+        return None
+    c_out, c_in = weight.shape[0], weight.shape[1] * groups
+    if weight.numel() < _MIN_MACS_PER_VALUE * (c_in + c_out):  # numel: multiply-adds per position
+        return None  # too little weight-gradient work per value copied into the slabs
+    pool = pools.get((id(weight), dtype))
+    if pool is None:
+        with torch.no_grad():
+            cast_b = None if bias is None else bias.to(dtype)
+            bias_grad = bias is not None and bias.requires_grad
+            pool = _Pool(weight.to(dtype), cast_b, stride, padding, dilation, groups, bias_grad, weight)
+        if id(weight) not in _finalizers:
+            _finalizers[id(weight)] = weakref.finalize(weight, _forget, id(weight))
+        pool.token = _PoolGrads.apply(weight, bias, pool)
+        pools[(id(weight), dtype)] = pool
+    return pool
+
+
+def conv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int = 1,
+) -> Tensor:
+    """``F.conv2d`` / ``F.conv3d`` (by the weight's dimensions) with explicit padding; inside
+    :func:`pooled_weight_grads`, where pooling applies, the weight's gradient is pooled over the scope."""
+    pool = _pool(x, weight, bias, stride, padding, dilation, groups)
+    if pool is not None:
+        return _PooledConv.apply(x, pool.token, pool)
+    run = F.conv2d if weight.dim() == 4 else F.conv3d
+    return run(x, weight, bias, stride, padding, dilation, groups)  # type: ignore[arg-type]
+
+
+_finalizers: dict[int, weakref.finalize] = {}
+
+
+def _forget(key: int) -> None:
+    # the weight is gone: its slabs go, and its id may be reused by another tensor
+    _slabs.pop((key, "grad"), None)
+    _slabs.pop((key, "input"), None)
+    _finalizers.pop(key, None)
+
+
+def module_conv(module: nn.Conv2d | nn.Conv3d, x: Tensor) -> Tensor:
+    """``module(x)``, with the weight's gradient pooled where :func:`conv` would pool it. A module with
+    hooks, a subclass (a parametrised weight, say) or padding other than zeros given as numbers or
+    "valid" is called as it is."""
+    padding = (0,) * (x.dim() - 2) if module.padding == "valid" else module.padding
+    plain = type(module) not in (nn.Conv2d, nn.Conv3d) or module.padding_mode != "zeros"
+    if plain or isinstance(padding, str) or _hooked(module):
+        return module(x)
+    pool = _pool(x, module.weight, module.bias, module.stride, padding, module.dilation, module.groups)
+    return module(x) if pool is None else _PooledConv.apply(x, pool.token, pool)
+
+
+def _hooked(module: nn.Module) -> bool:
+    # any forward (pre-)hook, the module's own or a global one, must see the call
+    hooks = (module._forward_hooks, module._forward_pre_hooks)
+    global_hooks = (nn.modules.module._global_forward_hooks, nn.modules.module._global_forward_pre_hooks)
+    return any(len(h) > 0 for h in (*hooks, *global_hooks))

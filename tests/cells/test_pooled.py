@@ -1,0 +1,221 @@
+"""Pooled weight gradients (cells/_pooled.py): one weight-gradient convolution per weight and sequence
+under bf16 autocast on the CPU, the same gradients as autograd's per-step sum (closer to fp32), and the
+plain path wherever pooling does not apply."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from cell_helpers import max_err, randomise
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from lstmvision.cells import (
+    ConvLSTM,
+    Eidetic3DLSTM,
+    SpatioTemporalLSTM,
+    _pooled,
+    pooled_weight_grads,
+    set_weight_grad_pooling,
+    weight_grad_pooling,
+)
+from lstmvision.models import ConvLSTMPredictor, E3DLSTMPredictor, PredRNNPredictor
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def pool_tiny_convolutions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the tests' cells are tiny; the size rule has a test of its own
+    monkeypatch.setattr(_pooled, "_MIN_MACS_PER_VALUE", 0)
+
+
+class WeightGradCalls(TorchDispatchMode):
+    """Counts ``convolution_backward`` calls that compute a weight gradient, by weight shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[tuple[int, ...], int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is torch.ops.aten.convolution_backward.default and args[10][1]:
+            shape = tuple(args[2].shape)
+            self.calls[shape] = self.calls.get(shape, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def _layers() -> dict[str, tuple[nn.Module, Tensor]]:
+    torch.manual_seed(0)
+    layers = {
+        "convlstm": (ConvLSTM(2, 4, 3, num_layers=2), torch.rand(2, 5, 2, 6, 6)),
+        "stlstm": (SpatioTemporalLSTM(2, 4, 3, num_layers=2), torch.rand(2, 5, 2, 6, 6)),
+        "e3dlstm": (Eidetic3DLSTM(2, 4, 3, num_layers=2, recall_window=2), torch.rand(2, 5, 2, 4, 4)),
+    }
+    for layer, _ in layers.values():
+        randomise(layer)
+    return layers
+
+
+def _grads(layer: nn.Module, x: Tensor, *, bf16: bool, pool: bool) -> dict[str, Tensor]:
+    layer.zero_grad(set_to_none=True)
+    with weight_grad_pooling(pool), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        y = layer(x)[0]
+    y.float().square().mean().backward()
+    return {name: p.grad.clone() for name, p in layer.named_parameters() if p.grad is not None}
+
+
+def _conv_weights(layer: nn.Module) -> list[tuple[int, ...]]:
+    return [tuple(m.weight.shape) for m in layer.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
+
+
+@pytest.mark.parametrize("name", ["convlstm", "stlstm", "e3dlstm"])
+def test_bf16_weight_gradients_come_from_one_call_per_weight_and_equal_the_per_step_sum(name: str) -> None:
+    layer, x = _layers()[name]
+    T = x.shape[1]
+    plain = _grads(layer, x, bf16=True, pool=False)
+    with WeightGradCalls() as calls:
+        pooled = _grads(layer, x, bf16=True, pool=True)
+    # every convolution weight got its gradient from one call, where autograd made one per step
+    shapes = _conv_weights(layer)
+    assert calls.calls and set(calls.calls) == set(shapes), (calls.calls, shapes)
+    assert all(calls.calls[s] == shapes.count(s) for s in shapes), calls.calls
+    with WeightGradCalls() as per_step:
+        _grads(layer, x, bf16=True, pool=False)
+    assert max(per_step.calls.values()) >= T - 1
+    assert plain.keys() == pooled.keys()
+    for key in plain:  # the same sums, rounded differently in bf16
+        scale = plain[key].abs().max().item()
+        assert max_err(pooled[key], plain[key]) <= 0.03 * scale + 1e-6, (
+            key,
+            max_err(pooled[key], plain[key]),
+        )
+
+
+def test_pooled_bf16_gradients_lie_closer_to_fp32_than_the_per_step_sum() -> None:
+    # one kernel accumulates the pooled sum in fp32; autograd adds T bf16 gradients in bf16
+    torch.manual_seed(0)
+    model = ConvLSTMPredictor(
+        1, patch_size=4, num_hidden=[16, 16], filter_size=3, input_length=4, total_length=8
+    )
+    frames = torch.rand(4, 8, 1, 16, 16)
+
+    def weight_grads(bf16: bool, pool: bool) -> Tensor:
+        model.zero_grad(set_to_none=True)
+        with weight_grad_pooling(pool), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            pred = model(frames)
+        F.mse_loss(pred.float(), frames[:, 1:]).backward()
+        return torch.cat([p.grad.flatten() for n, p in model.named_parameters() if "cells" in n])
+
+    reference = weight_grads(False, False)
+    per_step = (weight_grads(True, False) - reference).norm() / reference.norm()
+    pooled = (weight_grads(True, True) - reference).norm() / reference.norm()
+    assert pooled < per_step, (pooled.item(), per_step.item())
+    assert pooled < 1e-2
+
+
+@pytest.mark.parametrize("model_class", [ConvLSTMPredictor, PredRNNPredictor, E3DLSTMPredictor])
+def test_every_predictor_pools_under_bf16(model_class: Callable[..., nn.Module]) -> None:
+    torch.manual_seed(0)
+    model = model_class(1, patch_size=2, num_hidden=[4, 4], filter_size=3, input_length=3, total_length=6)
+    frames = torch.rand(2, 6, 1, 8, 8)
+    with WeightGradCalls() as calls, torch.autocast("cpu", torch.bfloat16):
+        F.mse_loss(model(frames, sampling_prob=0.5).float(), frames[:, 1:]).backward()
+    cells = [
+        m for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)) and "cells" in name
+    ]
+    # each cell convolution once (the head and adapters run per step, outside the cells)
+    assert all(calls.calls[tuple(m.weight.shape)] >= 1 for m in cells)
+    assert sum(calls.calls.values()) < 5 * len(cells), calls.calls
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_fp32_no_grad_and_the_switch_keep_the_plain_path() -> None:
+    layer, x = _layers()["convlstm"]
+    T = x.shape[1]
+    with WeightGradCalls() as calls:
+        fp32_pooled = _grads(layer, x, bf16=False, pool=True)
+    # fp32 measured slower pooled: autograd's per-step weight gradients, bit for bit the plain ones
+    assert max(calls.calls.values()) >= T - 1
+    fp32_plain = _grads(layer, x, bf16=False, pool=False)
+    assert all(torch.equal(fp32_pooled[k], fp32_plain[k]) for k in fp32_plain)
+    with WeightGradCalls() as calls:
+        _grads(layer, x, bf16=True, pool=False)
+    assert max(calls.calls.values()) >= T - 1
+    with torch.no_grad(), pooled_weight_grads():
+        assert _pooled._scope.pools is None  # nothing to pool without gradients
+
+
+def test_a_retained_graph_and_a_partial_backward_give_autograds_gradients() -> None:
+    layer, x = _layers()["convlstm"]
+    weight = layer.cells[1].hidden_conv.weight
+
+    def two_passes(pool: bool) -> tuple[Tensor, Tensor]:
+        layer.zero_grad(set_to_none=True)
+        with weight_grad_pooling(pool), torch.autocast("cpu", torch.bfloat16):
+            y = layer(x)[0].float()  # (B, T, Hc, H, W)
+        # the first step's output alone, then everything through the retained graph
+        (first,) = torch.autograd.grad(y[:, 1].sum(), weight, retain_graph=True)
+        y.square().mean().backward(retain_graph=True)
+        y.square().mean().backward()
+        return first, weight.grad.clone()
+
+    plain, pooled = two_passes(False), two_passes(True)
+    for a, b in zip(plain, pooled):
+        assert max_err(a, b) <= 0.03 * a.abs().max().item(), max_err(a, b)
+    once = _grads(layer, x, bf16=True, pool=True)["cells.1.hidden_conv.weight"]
+    assert max_err(pooled[1], 2 * once) <= 1e-2 * once.abs().max().item()  # two passes, counted twice
+
+
+def test_second_derivatives_through_a_pooled_convolution_raise() -> None:
+    layer, x = _layers()["convlstm"]
+    with torch.autocast("cpu", torch.bfloat16):
+        y = layer(x)[0].float()
+    with pytest.raises(RuntimeError, match=r"second derivatives .*set_weight_grad_pooling\(False\)"):
+        torch.autograd.grad(y.square().mean(), list(layer.parameters()), create_graph=True)
+    with weight_grad_pooling(False), torch.autocast("cpu", torch.bfloat16):
+        y = layer(x)[0].float()
+    grads = torch.autograd.grad(y.square().mean(), list(layer.parameters()), create_graph=True)
+    sum(g.float().square().sum() for g in grads).backward()  # off, autograd's own path differentiates twice
+    assert all(p.grad is not None for p in layer.parameters())
+
+
+def test_a_hooked_convolution_is_called_as_a_module() -> None:
+    layer, x = _layers()["convlstm"]
+    seen: list[Any] = []
+    layer.cells[0].hidden_conv.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    with WeightGradCalls() as calls:
+        _grads(layer, x, bf16=True, pool=True)
+    assert seen == [torch.bfloat16] * (x.shape[1] - 1)  # the first step has no state to convolve
+    assert calls.calls[tuple(layer.cells[0].hidden_conv.weight.shape)] >= x.shape[1] - 1
+
+
+def test_the_slabs_of_a_weight_go_with_it() -> None:
+    layer, x = _layers()["convlstm"]
+    _grads(layer, x, bf16=True, pool=True)
+    keys = {id(m.weight) for m in layer.modules() if isinstance(m, nn.Conv2d)}
+    assert keys <= {key for key, _ in _pooled._slabs}
+    del layer
+    gc.collect()
+    assert not keys & {key for key, _ in _pooled._slabs}
+
+
+def test_the_switch_refuses_a_non_bool() -> None:
+    with pytest.raises(ValueError, match="expects True or False, got 'yes'"):
+        set_weight_grad_pooling("yes")  # type: ignore[arg-type]
+
+
+def test_only_convolutions_with_enough_work_per_copied_value_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_pooled, "_MIN_MACS_PER_VALUE", 1000)
+    T = 3
+    for hidden, pooled in ((32, False), (128, True)):  # the demo's width, ConvLSTM-S's
+        # 5x5: 32 -> 128 gates is 640 multiply-adds per copied value, 128 -> 512 is 2,560
+        layer = ConvLSTM(hidden, hidden, 5)
+        with WeightGradCalls() as calls, torch.autocast("cpu", torch.bfloat16):
+            layer(torch.rand(1, T, hidden, 2, 2))[0].float().sum().backward()
+        hidden_calls = calls.calls[(4 * hidden, hidden, 5, 5)]  # input_conv and hidden_conv share the shape
+        assert hidden_calls == (2 if pooled else 2 * T - 1), (hidden, calls.calls)
