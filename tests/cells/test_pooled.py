@@ -20,7 +20,7 @@ from lstmvision.cells import (
     Eidetic3DLSTM,
     SpatioTemporalLSTM,
     _pooled,
-    pooled_weight_grads,
+    sequence_pass,
     set_weight_grad_pooling,
     weight_grad_pooling,
 )
@@ -146,7 +146,7 @@ def test_fp32_no_grad_and_the_switch_keep_the_plain_path() -> None:
     with WeightGradCalls() as calls:
         _grads(layer, x, bf16=True, pool=False)
     assert max(calls.calls.values()) >= T - 1
-    with torch.no_grad(), pooled_weight_grads():
+    with torch.no_grad(), sequence_pass():
         assert _pooled._scope.pools is None  # nothing to pool without gradients
 
 
@@ -219,3 +219,42 @@ def test_only_convolutions_with_enough_work_per_copied_value_pool(monkeypatch: p
             layer(torch.rand(1, T, hidden, 2, 2))[0].float().sum().backward()
         hidden_calls = calls.calls[(4 * hidden, hidden, 5, 5)]  # input_conv and hidden_conv share the shape
         assert hidden_calls == (2 if pooled else 2 * T - 1), (hidden, calls.calls)
+
+
+def _weight_casts(run: Callable[[], Tensor], shapes: list[tuple[int, ...]]) -> tuple[Tensor, int]:
+    # run() and how many dtype casts of tensors of these shapes it made (autocast casts below any Python
+    # dispatch mode, so the profiler counts them)
+    with torch.profiler.profile(record_shapes=True) as prof:
+        out = run()
+    casts = [
+        e
+        for e in prof.events()
+        if e.name == "aten::_to_copy" and e.input_shapes and tuple(e.input_shapes[0]) in shapes
+    ]
+    return out, len(casts)
+
+
+@pytest.mark.parametrize("model_class", [ConvLSTMPredictor, PredRNNPredictor])
+def test_a_bf16_forecast_casts_each_cell_weight_once_and_forecasts_the_same(
+    model_class: Callable[..., nn.Module], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    model = model_class(
+        1, patch_size=2, num_hidden=[4, 4], filter_size=3, input_length=3, total_length=6
+    ).eval()
+    frames = torch.rand(2, 3, 1, 8, 8)
+    weights = [m.weight for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and "cells" in name]
+
+    def run() -> Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+            return model(frames, future=4)
+
+    def forecast() -> tuple[Tensor, int]:
+        return _weight_casts(run, [tuple(w.shape) for w in weights])
+
+    once, once_casts = forecast()
+    assert once_casts == len(weights)  # each weight cast once, not at each of the 6 steps
+    monkeypatch.setattr(_pooled, "_cast", lambda *args: None)  # autocast's own cast at every call
+    each, each_casts = forecast()
+    assert each_casts > 2 * len(weights)
+    assert torch.equal(once, each)

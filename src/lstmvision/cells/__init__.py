@@ -1,7 +1,7 @@
 """Recurrent cells, one per module, each with its sequence wrapper."""
 
 from lstmvision.cells._fusion import gate_fusion, gate_fusion_enabled, match_weight_layout, set_gate_fusion
-from lstmvision.cells._pooled import pooled_weight_grads, set_weight_grad_pooling, weight_grad_pooling
+from lstmvision.cells._pooled import sequence_pass, set_weight_grad_pooling, weight_grad_pooling
 from lstmvision.cells.convlstm import ConvLSTM, ConvLSTMCell, ConvLSTMState
 from lstmvision.cells.e3dlstm import Eidetic3DLSTM, Eidetic3DLSTMCell, Eidetic3DLSTMState
 from lstmvision.cells.mplstm import MPLSTMState, MultiPerspectiveLSTM, MultiPerspectiveLSTMCell
@@ -27,7 +27,7 @@ __all__ = [
     "gate_fusion",
     "gate_fusion_enabled",
     "match_weight_layout",
-    "pooled_weight_grads",
+    "sequence_pass",
     "set_gate_fusion",
     "set_weight_grad_pooling",
     "weight_grad_pooling",

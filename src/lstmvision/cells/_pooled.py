@@ -6,7 +6,7 @@ CPU, oneDNN's bf16 weight-gradient kernel runs far below its forward rate at suc
 of B = 16, 16×16 positions, 5×5 kernels, 1.0-1.5 TFLOP/s per step against 1.7-2.0 TFLOP/s for one call
 over all 304 samples (docs/precision.md, "Pooled weight gradients").
 
-Inside :func:`pooled_weight_grads` (entered by the predictors' and the sequence wrappers' time loops)
+Inside :func:`sequence_pass` (entered by the predictors' and the sequence wrappers' time loops)
 every convolution that a cell runs through :func:`conv` or :func:`module_conv` computes, per step, only
 its input's gradient in the backward pass. The weight's and the bias's gradients come from one
 ``convolution_backward`` call over all the steps, made by a node every step's convolution depends on
@@ -24,6 +24,10 @@ the caller. On CUDA it is off: it is unmeasured there. A module with forward hoo
 
 The slabs hold T·B·(C_in + C_out)·H·W values per pooled convolution while its weight lives. Second
 derivatives through a pooled convolution raise an error (``create_graph=True``): turn pooling off for them.
+
+Without gradients (validation, forecasts) the same scope keeps each fp32 weight's autocast cast: CPU
+autocast caches its casts only for tensors that record gradients, and otherwise cast every weight again
+at every step (129 casts of ConvLSTM-S's 512×128×5×5 weights in one forecast, 8 % of its time).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["pooled_weight_grads", "set_weight_grad_pooling", "weight_grad_pooling"]
+__all__ = ["sequence_pass", "set_weight_grad_pooling", "weight_grad_pooling"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,18 +88,24 @@ def weight_grad_pooling(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def pooled_weight_grads() -> Iterator[None]:
-    """The scope of one pass over a sequence: the convolutions run through :func:`conv` inside it share
-    one weight-gradient computation per weight. Nested scopes join the outermost one."""
-    if getattr(_scope, "pools", None) is not None:
+def sequence_pass() -> Iterator[None]:
+    """The scope of one pass over a sequence, for the convolutions run through :func:`conv` and
+    :func:`module_conv` inside it. With gradients they share one weight-gradient computation per weight
+    (where pooling applies); without (validation, forecasts) under CPU autocast each fp32 weight is cast
+    to autocast's dtype once, not at every call (autocast keeps its casts only for tensors that record
+    gradients). Nested scopes join the outermost one."""
+    if getattr(_scope, "active", False):
         yield
         return
-    on = _enabled and torch.is_grad_enabled() and not torch.jit.is_scripting() and not torch.jit.is_tracing()
-    _scope.pools = {} if on and not torch.compiler.is_compiling() else None
+    traced = torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    grad = torch.is_grad_enabled()
+    _scope.active = True
+    _scope.pools = {} if _enabled and grad and not traced else None
+    _scope.casts = {} if not grad and not traced else None
     try:
         yield
     finally:
-        _scope.pools = None
+        _scope.active, _scope.pools, _scope.casts = False, None, None
 
 
 class _Pool:
@@ -150,8 +160,9 @@ class _Pool:
         )  # fmt: skip
         return grad_x, grad_w, grad_b
 
-    def receive(self, step: int, x: Tensor, grad: Tensor) -> None:
-        """Keep step ``step``'s input and output gradient for the weight's gradient."""
+    def receive(self, step: int, x: Tensor, grad: Tensor) -> Tensor:
+        """Keep step ``step``'s input and output gradient for the weight's gradient; returns the output
+        gradient in the input's memory format (its rows of the slab), for the input's gradient."""
         if self.slab is None:
             shape = (self.steps * grad.shape[0], *grad.shape[1:])
             self.slab = _slab((self.owner, "grad"), shape, grad.dtype, grad.device, _format(x))
@@ -159,9 +170,13 @@ class _Pool:
         if grad.shape != (self.rows, *self.slab.shape[1:]) or grad.dtype != self.slab.dtype:
             _, odd_w, odd_b = self.backward(grad, x, self.mask)
             self.odd.append((odd_w, odd_b))
-            return
-        self.slab[step * self.rows : (step + 1) * self.rows].copy_(grad)
+            return grad
+        # a gradient in the other format (the ST-LSTM's gate gradients come back from the compiled gates
+        # contiguous) is converted here once, where convolution_backward would convert it again
+        rows = self.slab[step * self.rows : (step + 1) * self.rows]
+        rows.copy_(grad)
         self.inputs[step] = x  # by step: a step run twice (retained graph) is counted once
+        return rows
 
     def gradients(self) -> tuple[Tensor | None, Tensor | None]:
         """The weight's and the bias's gradients from every step received, then forget them (a second
@@ -265,7 +280,7 @@ class _PooledConv(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
         pool: _Pool = ctx.pool
         (x_run,) = ctx.saved_tensors
-        pool.receive(ctx.step, x_run, grad)
+        grad = pool.receive(ctx.step, x_run, grad)
         if not ctx.needs_input_grad[0]:
             return None, None, None
         grad_x, _, _ = pool.backward(grad, x_run, (True, False, False))
@@ -316,6 +331,21 @@ def _pool(
     return pool
 
 
+def _cast(weight: Tensor, bias: Tensor | None, x: Tensor) -> tuple[Tensor, Tensor | None] | None:
+    # the weight and bias in autocast's dtype, cast once per scope, where the scope keeps casts (no
+    # gradients) and CPU autocast would cast them; None otherwise
+    casts: dict[int, tuple[Tensor, Tensor | None]] | None = getattr(_scope, "casts", None)
+    if casts is None or x.device.type != "cpu" or weight.dtype != torch.float32:
+        return None
+    if not torch.is_autocast_enabled("cpu"):
+        return None
+    cast = casts.get(id(weight))
+    if cast is None:
+        dtype = torch.get_autocast_dtype("cpu")
+        cast = casts[id(weight)] = (weight.to(dtype), None if bias is None else bias.to(dtype))
+    return cast
+
+
 def conv(
     x: Tensor,
     weight: Tensor,
@@ -326,10 +356,13 @@ def conv(
     groups: int = 1,
 ) -> Tensor:
     """``F.conv2d`` / ``F.conv3d`` (by the weight's dimensions) with explicit padding; inside
-    :func:`pooled_weight_grads`, where pooling applies, the weight's gradient is pooled over the scope."""
+    :func:`sequence_pass`, the weight's gradient pooled or its autocast cast kept where that applies."""
     pool = _pool(x, weight, bias, stride, padding, dilation, groups)
     if pool is not None:
         return _PooledConv.apply(x, pool.token, pool)
+    cast = _cast(weight, bias, x)
+    if cast is not None:
+        weight, bias = cast
     run = F.conv2d if weight.dim() == 4 else F.conv3d
     return run(x, weight, bias, stride, padding, dilation, groups)  # type: ignore[arg-type]
 
@@ -352,8 +385,7 @@ def module_conv(module: nn.Conv2d | nn.Conv3d, x: Tensor) -> Tensor:
     plain = type(module) not in (nn.Conv2d, nn.Conv3d) or module.padding_mode != "zeros"
     if plain or isinstance(padding, str) or _hooked(module):
         return module(x)
-    pool = _pool(x, module.weight, module.bias, module.stride, padding, module.dilation, module.groups)
-    return module(x) if pool is None else _PooledConv.apply(x, pool.token, pool)
+    return conv(x, module.weight, module.bias, module.stride, padding, module.dilation, module.groups)
 
 
 def _hooked(module: nn.Module) -> bool:

@@ -400,7 +400,7 @@ class ConvLSTM(NotScriptable, nn.Module):
         if self.go_backwards:
             x = reverse_time(x, index)
         h_n, c_n = [], []
-        with _pooled.pooled_weight_grads():  # one weight-gradient computation per weight for all steps
+        with _pooled.sequence_pass():  # one weight-gradient computation (or cast) per weight for all steps
             for layer in range(self.num_layers):
                 outputs = []
                 for d in range(self.num_directions):

@@ -395,7 +395,7 @@ class Eidetic3DLSTM(NotScriptable, nn.Module):
         min_len = T if lengths is None else int(lengths.min())
         outputs = []
         # unbind, not indexing: each index's backward would write a full (B, n_steps, ...) gradient
-        with _pooled.pooled_weight_grads():  # one weight-gradient computation per weight for all steps
+        with _pooled.sequence_pass():  # one weight-gradient computation (or cast) per weight for all steps
             for i, window in enumerate(self.windows(x).unbind(1)):
                 h, new = self.step(window, state)
                 if lengths is not None and state is not None and i * self.window_stride >= min_len:

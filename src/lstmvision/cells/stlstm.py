@@ -398,7 +398,7 @@ class SpatioTemporalLSTM(NotScriptable, nn.Module):
         min_len = T if lengths is None else int(lengths.min())
         index = reversal_index(lengths, T, x.device)
         outputs, finals = [], []
-        with _pooled.pooled_weight_grads():  # one weight-gradient computation per weight for all steps
+        with _pooled.sequence_pass():  # one weight-gradient computation (or cast) per weight for all steps
             for d in range(D):
                 rows = slice(d, L * D, D)  # this direction's rows of h_0 / h_n: layer l at l * D + d
                 start = (

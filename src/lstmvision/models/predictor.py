@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_input_dtype, check_tensor
-from lstmvision.cells import ConvLSTMCell, ConvLSTMState, pooled_weight_grads
+from lstmvision.cells import ConvLSTMCell, ConvLSTMState, sequence_pass
 from lstmvision.models.registry import register_model
 
 __all__ = ["MOVED_TO_TASK", "ConvLSTMPredictor", "RecurrentPredictor", "drop_moved_arguments"]
@@ -171,8 +171,8 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         fed: list[Tensor] = []
         outputs: list[Tensor] = []
         state: Any = None
-        # every step's convolutions share one weight-gradient computation per weight (cells/_pooled.py)
-        with pooled_weight_grads():
+        # every step's convolutions share one weight-gradient computation (or cast) per weight (cells/_pooled.py)
+        with sequence_pass():
             for t in range(steps):
                 if t == 0:
                     x = patches[:, 0]
