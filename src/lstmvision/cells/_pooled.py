@@ -305,6 +305,8 @@ def _pool(
     groups: int,
 ) -> _Pool | None:
     # the active scope's pool of this weight (made on its first call), or None where pooling does not apply
+    if torch.compiler.is_compiling():  # a compiled step inside an eager loop (compile: true) stays plain
+        return None
     pools: dict[tuple[int, torch.dtype], _Pool] | None = getattr(_scope, "pools", None)
     if pools is None or x.device.type != "cpu" or not weight.requires_grad or not weight.is_leaf:
         return None
@@ -334,6 +336,8 @@ def _pool(
 def _cast(weight: Tensor, bias: Tensor | None, x: Tensor) -> tuple[Tensor, Tensor | None] | None:
     # the weight and bias in autocast's dtype, cast once per scope, where the scope keeps casts (no
     # gradients) and CPU autocast would cast them; None otherwise
+    if torch.compiler.is_compiling():
+        return None
     casts: dict[int, tuple[Tensor, Tensor | None]] | None = getattr(_scope, "casts", None)
     if casts is None or x.device.type != "cpu" or weight.dtype != torch.float32:
         return None
