@@ -5,6 +5,7 @@ plain path wherever pooling does not apply."""
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -258,3 +259,20 @@ def test_a_bf16_forecast_casts_each_cell_weight_once_and_forecasts_the_same(
     each, each_casts = forecast()
     assert each_casts > 2 * len(weights)
     assert torch.equal(once, each)
+
+
+def test_the_environment_switch_reads_off_values_and_warns_on_a_typo(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lstmvision.cells.common import env_switch
+
+    name = "LSTMVISION_POOL_WEIGHT_GRADS"
+    for value, on in (("0", False), ("Off", False), ("no", False), ("1", True), ("yes", True), ("", True)):
+        monkeypatch.setenv(name, value)
+        assert env_switch(name, "weight-gradient pooling") is on, value
+    monkeypatch.delenv(name)
+    assert env_switch(name, "weight-gradient pooling") is True
+    monkeypatch.setenv(name, "offf")
+    with caplog.at_level(logging.WARNING):
+        assert env_switch(name, "weight-gradient pooling") is True
+    assert f"{name}='offf' is not 0/1/true/false/on/off; weight-gradient pooling stays on" in caplog.text

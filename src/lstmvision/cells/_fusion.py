@@ -29,12 +29,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
+
+from lstmvision.cells.common import env_switch
 
 __all__ = ["gate_fusion", "gate_fusion_enabled", "match_weight_layout", "set_gate_fusion"]
 
@@ -45,17 +46,7 @@ _R = TypeVar("_R")
 _Pointwise = Callable[[Tensor], Tensor]
 
 
-def _enabled_from_env() -> bool:
-    value = os.environ.get(_ENV, "1").strip().lower()
-    if value in ("0", "false", "off", "no"):
-        return False
-    if value not in ("1", "true", "on", "yes", ""):
-        # a typo must not stop the import of the library; say what was read and what happens instead
-        logger.warning("%s=%r is not 0/1/true/false/on/off; gate fusion stays on", _ENV, value)
-    return True
-
-
-_enabled = _enabled_from_env()
+_enabled = env_switch(_ENV, "gate fusion")
 # the torch.compile backend; tests swap in a cheaper one where the compiler itself is not under test
 _backend = "inductor"
 # set once any compilation failed: every fused function then runs eagerly, with one warning per process

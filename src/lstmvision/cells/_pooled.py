@@ -33,34 +33,23 @@ at every step (129 casts of ConvLSTM-S's 512×128×5×5 weights in one forecast,
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["sequence_pass", "set_weight_grad_pooling", "weight_grad_pooling"]
+from lstmvision.cells.common import env_switch
 
-logger = logging.getLogger(__name__)
+__all__ = ["sequence_pass", "set_weight_grad_pooling", "weight_grad_pooling"]
 
 _ENV = "LSTMVISION_POOL_WEIGHT_GRADS"
 
 
-def _enabled_from_env() -> bool:
-    value = os.environ.get(_ENV, "1").strip().lower()
-    if value in ("0", "false", "off", "no"):
-        return False
-    if value not in ("1", "true", "on", "yes", ""):
-        logger.warning("%s=%r is not 0/1/true/false/on/off; weight-gradient pooling stays on", _ENV, value)
-    return True
-
-
-_enabled = _enabled_from_env()
+_enabled = env_switch(_ENV, "weight-gradient pooling")
 # the pools of the innermost active scope, per thread (DataParallel runs replicas in threads); None outside
 _scope = threading.local()
 # by id of a weight, the slab its last pool used, kept for the next pass while the weight lives: a fresh
@@ -108,26 +97,25 @@ def sequence_pass() -> Iterator[None]:
         _scope.active, _scope.pools, _scope.casts = False, None, None
 
 
+class _ConvArgs(NamedTuple):
+    """A convolution's arguments after the tensors (padding as numbers)."""
+
+    stride: list[int]
+    padding: list[int]
+    dilation: list[int]
+    groups: int
+
+
 class _Pool:
     """One weight's convolution within one scope: the weight and bias in the dtype the convolution runs
     in, its arguments, and, during the backward pass, what the steps left for the weight's gradient."""
 
     def __init__(
-        self,
-        weight: Tensor,
-        bias: Tensor | None,
-        stride: Sequence[int],
-        padding: Sequence[int],
-        dilation: Sequence[int],
-        groups: int,
-        bias_grad: bool,
-        owner: Tensor,
+        self, weight: Tensor, bias: Tensor | None, args: _ConvArgs, bias_grad: bool, owner: Tensor
     ) -> None:
-        self.weight, self.bias, self.owner = weight, bias, id(owner)
+        self.weight, self.bias, self.args, self.owner = weight, bias, args, id(owner)
         # what the weight-gradient calls compute: no input gradient, the weight's, the bias's if it needs one
         self.mask = (False, True, bias_grad)
-        self.stride, self.padding, self.dilation = list(stride), list(padding), list(dilation)
-        self.groups = groups
         self.steps = 0  # convolutions run in the scope
         self.token: Tensor | None = None
         self._clear()
@@ -146,7 +134,7 @@ class _Pool:
 
     def forward(self, x: Tensor) -> Tensor:
         run = F.conv2d if self.weight.dim() == 4 else F.conv3d
-        return run(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return run(x, self.weight, self.bias, *self.args)
 
     def backward(
         self, grad: Tensor, x: Tensor, mask: tuple[bool, bool, bool]
@@ -155,8 +143,8 @@ class _Pool:
         bias_sizes = [self.weight.shape[0]] if mask[2] else None
         zeros = [0] * (self.weight.dim() - 2)
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad, x, self.weight, bias_sizes, self.stride, self.padding, self.dilation, False, zeros,
-            self.groups, list(mask),
+            grad, x, self.weight, bias_sizes, self.args.stride, self.args.padding, self.args.dilation, False,
+            zeros, self.args.groups, list(mask),
         )  # fmt: skip
         return grad_x, grad_w, grad_b
 
@@ -295,15 +283,7 @@ class _PooledConv(torch.autograd.Function):
 _MIN_MACS_PER_VALUE = 1000
 
 
-def _pool(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    stride: Sequence[int],
-    padding: Sequence[int],
-    dilation: Sequence[int],
-    groups: int,
-) -> _Pool | None:
+def _pool(x: Tensor, weight: Tensor, bias: Tensor | None, args: _ConvArgs) -> _Pool | None:
     # the active scope's pool of this weight (made on its first call), or None where pooling does not apply
     if torch.compiler.is_compiling():  # a compiled step inside an eager loop (compile: true) stays plain
         return None
@@ -317,7 +297,7 @@ def _pool(
         # fp32 measured slower pooled: its per-step weight gradients run closer to its peak, and the
         # copies into the slabs cost more than the one call saves (docs/precision.md)
         return None
-    c_out, c_in = weight.shape[0], weight.shape[1] * groups
+    c_out, c_in = weight.shape[0], weight.shape[1] * args.groups
     if weight.numel() < _MIN_MACS_PER_VALUE * (c_in + c_out):  # numel: multiply-adds per position
         return None  # too little weight-gradient work per value copied into the slabs
     pool = pools.get((id(weight), dtype))
@@ -325,7 +305,7 @@ def _pool(
         with torch.no_grad():
             cast_b = None if bias is None else bias.to(dtype)
             bias_grad = bias is not None and bias.requires_grad
-            pool = _Pool(weight.to(dtype), cast_b, stride, padding, dilation, groups, bias_grad, weight)
+            pool = _Pool(weight.to(dtype), cast_b, args, bias_grad, weight)
         if id(weight) not in _finalizers:
             _finalizers[id(weight)] = weakref.finalize(weight, _forget, id(weight))
         pool.token = _PoolGrads.apply(weight, bias, pool)
@@ -361,14 +341,15 @@ def conv(
 ) -> Tensor:
     """``F.conv2d`` / ``F.conv3d`` (by the weight's dimensions) with explicit padding; inside
     :func:`sequence_pass`, the weight's gradient pooled or its autocast cast kept where that applies."""
-    pool = _pool(x, weight, bias, stride, padding, dilation, groups)
+    args = _ConvArgs(list(stride), list(padding), list(dilation), groups)
+    pool = _pool(x, weight, bias, args)
     if pool is not None:
         return _PooledConv.apply(x, pool.token, pool)
     cast = _cast(weight, bias, x)
     if cast is not None:
         weight, bias = cast
     run = F.conv2d if weight.dim() == 4 else F.conv3d
-    return run(x, weight, bias, stride, padding, dilation, groups)  # type: ignore[arg-type]
+    return run(x, weight, bias, *args)  # type: ignore[arg-type]
 
 
 _finalizers: dict[int, weakref.finalize] = {}

@@ -4,6 +4,8 @@ refusal of ``torch.jit.script``. Argument and tensor checks used across the pack
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -11,6 +13,20 @@ import torch
 from torch import Tensor, nn
 
 from lstmvision._checks import check_input_dtype
+
+logger = logging.getLogger(__name__)
+
+
+def env_switch(name: str, what: str) -> bool:
+    """An on/off switch read from the environment variable ``name``, on when unset. A value that is not
+    0/1/true/false/on/off/yes/no leaves it on with a warning naming ``what``: a typo must not stop the
+    import of the library."""
+    value = os.environ.get(name, "1").strip().lower()
+    if value in ("0", "false", "off", "no"):
+        return False
+    if value not in ("1", "true", "on", "yes", ""):
+        logger.warning("%s=%r is not 0/1/true/false/on/off; %s stays on", name, value, what)
+    return True
 
 
 def layer_channels(hidden_channels: int | Sequence[int], num_layers: int | None = None) -> list[int]:
