@@ -276,3 +276,31 @@ def test_the_environment_switch_reads_off_values_and_warns_on_a_typo(
     with caplog.at_level(logging.WARNING):
         assert env_switch(name, "weight-gradient pooling") is True
     assert f"{name}='offf' is not 0/1/true/false/on/off; weight-gradient pooling stays on" in caplog.text
+
+
+def test_the_st_lstm_gate_gradients_reach_the_convolutions_channels_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one split of the gates into (i, f, g) and o: a slice of o alone made the whole gates' gradient
+    # contiguous, and every pooled step then converted it
+    received: list[tuple[tuple[int, ...], int, bool]] = []
+    receive = _pooled._Pool.receive
+
+    def spy(pool: Any, step: int, x: Tensor, grad: Tensor) -> Tensor:
+        received.append(
+            (tuple(pool.weight.shape), step, grad.is_contiguous(memory_format=torch.channels_last))
+        )
+        return receive(pool, step, x, grad)
+
+    monkeypatch.setattr(_pooled._Pool, "receive", spy)
+    torch.manual_seed(0)
+    model = PredRNNPredictor(
+        1, patch_size=2, num_hidden=[4, 4], filter_size=3, input_length=3, total_length=6
+    )
+    frames = torch.rand(2, 6, 1, 8, 8)
+    with torch.autocast("cpu", torch.bfloat16):
+        F.mse_loss(model(frames).float(), frames[:, 1:]).backward()
+    shape = tuple(model.stack.cells[0].hidden_conv.weight.shape)  # both layers' hidden convolutions
+    hidden = [(step, cl) for conv, step, cl in received if conv == shape]
+    assert len(hidden) == 2 * (5 - 1)  # two layers, every step but the first of the 5 (3 + 3 - 1)
+    assert all(cl for _, cl in hidden), hidden

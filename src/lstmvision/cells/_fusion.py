@@ -271,11 +271,12 @@ def _dual_memory_increments(
     *,
     tanh: _Pointwise = torch.tanh,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    # gates (B, 4*Hc, ...) = i, f (or E3D's r), g, o; gates_m (B, 3*Hc, ...) = i', f', g'.
+    # gates (B, 3*Hc, ...) = i, f (or E3D's r), g (the caller splits o off for output_gate); gates_m
+    # (B, 3*Hc, ...) = i', f', g'.
     # c = σ(i)·tanh(g) + c_add + σ(f)·c_prev and m = σ(i')·tanh(g') + σ(f')·carried; returns (c, m, [c, m],
     # Δc, Δm) with [c, m] in the gates' dtype, which the output convolutions read, and the increments
     # Δc = σ(i)·tanh(g), Δm = σ(i')·tanh(g') (PredRNN-v2's decoupling loss reads them) in dtype
-    i, f, g, _ = _up(gates).chunk(4, 1)
+    i, f, g = _up(gates).chunk(3, 1)
     i_m, f_m, g_m = _up(gates_m).chunk(3, 1)
     delta_c = torch.sigmoid(i) * tanh(g)
     c = delta_c

@@ -238,8 +238,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
         )
         # the gate arithmetic in two fused functions (compiled where it helps, docs/e3d_lstm.md): c, m and
         # [C_t, M_t] (B, 2*Hc, w, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
+        irg, o = gates.split([3 * Hc, Hc], dim=1)  # (i, r, g) and the output gate's rows
         c, m, cm = _fusion.dual_memory(
-            gates,
+            irg,
             mem_gates,
             recalled,
             None,
@@ -248,7 +249,6 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
             eager=state is None or memory is None,
         )
         o_term = self._conv(self.output_conv, cm)
-        o = gates[:, 3 * Hc :]  # the output gate's rows
         h = _fusion.output_gate(o, o_term, _pooled.module_conv(self.fuse_conv, _channels_last(cm)))
         history = torch.zeros_like(c) if state is None else state.history
         history = torch.cat([history, c], dim=2)  # (B, Hc, (n+1)*w, H, W), oldest first

@@ -183,10 +183,11 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         # the time loop's fast path: the caller validated the shapes; returns (h_t, c_t, m_t)
         gates, gates_m, carried = self._gates(x_t, state, memory)
+        ifg, o = self._split(gates)
         # the gate arithmetic in two fused functions (compiled where it helps, docs/predrnn.md): c, m and
         # [C_t, M_t] (B, 2*Hc, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
         c, m, cm = _fusion.dual_memory(
-            gates,
+            ifg,
             gates_m,
             None,
             None if state is None else state[1],
@@ -194,15 +195,16 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
             _fusion.state_dtype(gates),
             eager=state is None or memory is None,
         )
-        return self._output(gates, cm), c, m
+        return self._output(o, cm), c, m
 
     def _step_increments(
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         # _step that also returns the memory increments Δc = i_t ⊙ g_t and Δm = i'_t ⊙ g'_t (PredRNN-v2)
         gates, gates_m, carried = self._gates(x_t, state, memory)
+        ifg, o = self._split(gates)
         c, m, cm, delta_c, delta_m = _fusion.dual_memory_increments(
-            gates,
+            ifg,
             gates_m,
             None,
             None if state is None else state[1],
@@ -210,7 +212,16 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
             _fusion.state_dtype(gates),
             eager=state is None or memory is None,
         )
-        return self._output(gates, cm), c, m, delta_c, delta_m
+        return self._output(o, cm), c, m, delta_c, delta_m
+
+    def _split(self, gates: Tensor) -> tuple[Tensor, Tensor]:
+        # (i, f, g) (B, 3*Hc, H, W) and o (B, Hc, H, W) by one split, whose backward joins both gradients
+        # in their channels-last format. A slice of o alone had its backward write into zeros in the
+        # contiguous format, so the whole gates' gradient came back contiguous and each pooled weight
+        # gradient converted it again (docs/predrnn.md)
+        Hc = self.hidden_channels
+        ifg, o = gates.split([3 * Hc, Hc], dim=1)
+        return ifg, o
 
     def _gates(
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
@@ -238,12 +249,12 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
             carried = _pooled.module_conv(self.memory_proj, _fusion.conv_layout(self.memory_channels, memory))
         return gates, gates_m, carried
 
-    def _output(self, gates: Tensor, cm: Tensor) -> Tensor:
+    def _output(self, o: Tensor, cm: Tensor) -> Tensor:
         # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W)
         gates_o = self._conv(self.output_conv, cm)
         o_term = gates_o if self.norm_o is None else self.norm_o(gates_o)
         fused = _pooled.module_conv(self.fuse_conv, cm)
-        return _fusion.output_gate(gates[:, 3 * self.hidden_channels :], o_term, fused)
+        return _fusion.output_gate(o, o_term, fused)
 
     def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:
         _check_frames(x_t, self, who, "x_t (B, C, H, W)")
