@@ -469,6 +469,23 @@ def test_corrupt_view_video_is_named(good_video: bytes, mode: str, data: bytes, 
         assert str(bad) in str(exc), exc
 
 
+def test_views_of_different_frame_sizes_name_each_file(tmp_path: Path) -> None:
+    # found by test_corrupt_view_video_is_named: a flipped byte made a view decode at 64x256
+    paths = {}
+    for s in (1, 2):
+        for v in (1, 2):
+            size = 24 if (s, v) == (1, 2) else 16
+            path = tmp_path / str(s) / str(v) / f"s{s}_v{v}_u31.mp4"
+            paths[s, v] = write_video(path, np.zeros((6, size, size, 3), dtype=np.uint8))
+    dm = oulu_module(tmp_path, train_speakers=[2], test_speakers=[1], num_frames=3)
+    dm.setup("test")
+    with pytest.raises(ValueError, match="views of different frame sizes") as info:
+        dm.datasets["test"][0]
+    message = str(info.value)
+    assert f"1: (16, 16) {paths[1, 1]}" in message and f"2: (24, 24) {paths[1, 2]}" in message, message
+    assert "give resize=[H, W]" in message
+
+
 labels = st.one_of(
     st.integers(-3, 5),
     st.text(max_size=3),

@@ -190,7 +190,11 @@ class MultiViewClips(SkipsUnusable, Dataset[tuple[Tensor, Tensor]]):
             clips.append(self.transform(clip))  # (T, C, H', W')
         shapes = {tuple(c.shape) for c in clips}
         if len(shapes) > 1:
-            sizes = ", ".join(f"{n}: {tuple(c.shape[-2:])}" for n, c in zip(self.view_names, clips))
+            # each view's file too: a damaged file can decode at a size of its own
+            sizes = ", ".join(
+                f"{n}: {tuple(c.shape[-2:])} {path}"
+                for n, c, path in zip(self.view_names, clips, sample.paths)
+            )
             raise BadSampleError(
                 f"sample {sample.name}: views of different frame sizes ({sizes}); give resize=[H, W]"
             )
