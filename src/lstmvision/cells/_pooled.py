@@ -341,15 +341,15 @@ def conv(
 ) -> Tensor:
     """``F.conv2d`` / ``F.conv3d`` (by the weight's dimensions) with explicit padding; inside
     :func:`sequence_pass`, the weight's gradient pooled or its autocast cast kept where that applies."""
-    args = _ConvArgs(list(stride), list(padding), list(dilation), groups)
-    pool = _pool(x, weight, bias, args)
-    if pool is not None:
-        return _PooledConv.apply(x, pool.token, pool)
+    if getattr(_scope, "pools", None) is not None:  # only a scope that pools needs the arguments bundled
+        pool = _pool(x, weight, bias, _ConvArgs(list(stride), list(padding), list(dilation), groups))
+        if pool is not None:
+            return _PooledConv.apply(x, pool.token, pool)
     cast = _cast(weight, bias, x)
     if cast is not None:
         weight, bias = cast
     run = F.conv2d if weight.dim() == 4 else F.conv3d
-    return run(x, weight, bias, *args)  # type: ignore[arg-type]
+    return run(x, weight, bias, stride, padding, dilation, groups)  # type: ignore[arg-type]
 
 
 _finalizers: dict[int, weakref.finalize] = {}
