@@ -458,3 +458,90 @@ def test_arguments_are_checked() -> None:
         TimeBudget(tail=0.5)
     with pytest.raises(ValueError, match="measure_steps >= 1, got 2, 0"):
         TimeBudget(warmup_steps=2, measure_steps=0)
+
+
+def test_fit_sampling_runs_the_schedule_over_the_planned_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 5 of 20 epochs fit (40 of 160 steps): the 20-step schedule of SAMPLING is read 4x as fast
+    task = _task()
+    budget = TimeBudget(2, 4, fit_sampling=True)
+    with caplog.at_level(logging.WARNING, logger="lstmvision.tasks.budget"):
+        trainer, _ = _fit(tmp_path, monkeypatch, task, 94.0, budget=budget)
+    assert trainer.global_step == 40
+    assert task.sampling_probabilities(0) == (1.0, 1.0)
+    assert task.sampling_probabilities(3) == (pytest.approx(1.0 - 0.05 * 12), 1.0)  # 3 * 160 // 40
+    assert task.sampling_probabilities(4) == (pytest.approx(0.2), 1.0)  # iteration 16
+    assert task.sampling_probabilities(5) == (0.0, 1.0)  # iteration 20: the schedule's stop_iter
+    assert any(
+        "the learning rate anneals over 40 steps instead of 160; scheduled sampling runs its 160-step schedule "
+        "over 40 steps" in message
+        for message in caplog.messages
+    ), caplog.messages
+
+
+def test_without_fit_sampling_the_schedule_keeps_its_iterations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = _task()
+    _fit(tmp_path, monkeypatch, task, 94.0)
+    assert task.sampling_probabilities(5) == (pytest.approx(0.75), 1.0)
+
+
+def test_a_resumed_run_keeps_its_fitted_sampling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    every_epoch = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", monitor="val/mse", every_n_epochs=1, save_top_k=-1
+    )
+    _fit(
+        tmp_path, monkeypatch, _task(), 94.0, budget=TimeBudget(2, 4, fit_sampling=True), extra=[every_epoch]
+    )
+    first = sorted((tmp_path / "ckpt").glob("epoch=0-*.ckpt"))
+    resumed_task = _task()
+    _fit(
+        tmp_path / "r",
+        monkeypatch,
+        resumed_task,
+        1.0,
+        budget=TimeBudget(2, 4, fit_sampling=True),
+        ckpt_path=first[0],
+    )
+    assert resumed_task.sampling_probabilities(3) == (pytest.approx(0.4), 1.0)
+
+
+def test_fit_sampling_needs_a_task_with_a_sampling_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class _NoSampling(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+            return self.layer(batch.flatten(1)[:, :1]).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        max_time={"hours": 1},
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[TimeBudget(fit_sampling=True)],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"TimeBudget\(fit_sampling=True\) fits a scheduled-sampling schedule, "
+        r"which _NoSampling does not have",
+    ):
+        trainer.fit(_NoSampling(), datamodule=_Clips())
+
+
+def test_fit_sampling_to_length_checks_its_lengths() -> None:
+    with pytest.raises(ValueError, match="a run's length must be >= 1 step, got 0 of 160"):
+        _task().fit_sampling_to_length(0, 160)

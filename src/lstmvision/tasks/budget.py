@@ -6,8 +6,9 @@ over the whole run, a slower machine then stops in the middle of it, at a high l
 :class:`TimeBudget` measures the first training steps, works out how many whole epochs fit in
 ``max_time`` and, when that is fewer than ``max_epochs``, lowers ``max_epochs`` and asks the task to fit
 its learning-rate schedule to the shorter run (:meth:`~lstmvision.tasks.base.Task.fit_to_length`). The
-scheduled-sampling schedule keeps its configured iterations: compressing it too measured worse (see
-docs/runs.md, "Time budget"). On a machine where the whole run fits, nothing changes.
+scheduled-sampling schedule keeps its configured iterations unless ``fit_sampling`` is set: whether
+compressing it helps depends on the schedule (docs/runs.md, "Time budget"). On a machine where the whole
+run fits, nothing changes.
 
 The first plan is made after ``warmup_steps + measure_steps`` training steps, from the mean time of the
 last ``measure_steps`` of them plus the validation passes: the fastest sanity-check batch times the
@@ -64,6 +65,9 @@ class TimeBudget(Callback):
         tail: share of the planned run that ``max_time`` may cut off at its end, in [0, 0.5).
         granularity: plan the run in multiples of this many optimiser steps, stopping mid-epoch where the
             plan ends there; ``None`` plans whole epochs.
+        fit_sampling: also run the task's scheduled-sampling schedule over the planned steps, each phase
+            keeping its share of the run (:meth:`VideoPredictionTask.fit_sampling_to_length`); the task
+            must have that method.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class TimeBudget(Callback):
         measure_steps: int = 10,
         tail: float = 0.05,
         granularity: int | None = None,
+        fit_sampling: bool = False,
     ) -> None:
         if warmup_steps < 0 or measure_steps < 1:
             raise ValueError(
@@ -85,6 +90,7 @@ class TimeBudget(Callback):
         self.measure_steps = measure_steps
         self.tail = tail
         self.granularity = granularity
+        self.fit_sampling = fit_sampling
         self.decided = False
         # {"epochs", "steps", "planned_epochs", "planned_steps", "granularity"} (0: whole epochs)
         self.plan: dict[str, int] | None = None
@@ -137,6 +143,12 @@ class TimeBudget(Callback):
             self._val_started = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.fit_sampling and not callable(getattr(pl_module, "fit_sampling_to_length", None)):
+            raise ValueError(
+                f"TimeBudget(fit_sampling=True) fits a scheduled-sampling schedule, which "
+                f"{type(pl_module).__name__} does not have: use it with a VideoPredictionTask, or "
+                "fit_sampling: false"
+            )
         timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)  # type: ignore[attr-defined]
         remaining = timer.time_remaining() if timer is not None else None
         if timer is None or remaining is None:
@@ -303,6 +315,9 @@ class TimeBudget(Callback):
             trainer.fit_loop.epoch_loop.max_steps = plan["steps"]  # validates is on_train_batch_end's
         fit = getattr(pl_module, "fit_to_length", None)
         changed = fit(plan["steps"], previous or plan["planned_steps"]) if callable(fit) else []
+        fit_sampling = getattr(pl_module, "fit_sampling_to_length", None)
+        if self.fit_sampling and callable(fit_sampling):
+            changed = [*changed, *fit_sampling(plan["steps"], plan["planned_steps"])]
         if previous is not None and trainer.is_global_zero:
             assert self._budget is not None
             if not plan.get("granularity", 0):

@@ -159,6 +159,8 @@ class VideoPredictionTask(Task):
         self.sampling = sampling
         self.l1_weight = l1_weight
         self.decouple_beta = decouple_beta
+        # (configured, steps): the schedule's run length and the run it is fitted to (TimeBudget)
+        self._sampling_pace = (1, 1)
         self.reverse_input = reverse_input
         self.gif_samples = gif_samples
         self.save_frames = save_frames
@@ -227,13 +229,31 @@ class VideoPredictionTask(Task):
 
     def sampling_probabilities(self, iteration: int) -> tuple[float, float]:
         """``(sampling_prob, input_sampling_prob)`` of the ``sampling`` schedule at a training iteration:
-        the chances that a future and an observed step read the true frame (``(0, 1)`` without one)."""
+        the chances that a future and an observed step read the true frame (``(0, 1)`` without one). A
+        schedule fitted to a shorter run (:meth:`fit_sampling_to_length`) reads the iteration scaled up."""
         if self.sampling is None:
             return 0.0, 1.0
+        if self._sampling_pace != (1, 1):
+            configured, steps = self._sampling_pace
+            iteration = iteration * configured // steps
         return (
             self.sampling.sampling_probability(iteration),
             self.sampling.input_sampling_probability(iteration),
         )
+
+    def fit_sampling_to_length(self, steps: int, configured: int) -> list[str]:
+        """Run the scheduled-sampling schedule, written for a run of ``configured`` steps, over ``steps``
+        instead: iteration ``k`` reads the schedule at ``k * configured // steps``, so every phase keeps
+        its share of the run (:class:`~lstmvision.tasks.budget.TimeBudget` with ``fit_sampling: true``
+        calls it). Returns what it changed, one phrase."""
+        if steps < 1 or configured < 1:
+            raise ValueError(f"a run's length must be >= 1 step, got {steps} of {configured}")
+        if self.sampling is None:
+            return []
+        self._sampling_pace = (configured, steps)
+        if steps == configured:
+            return ["scheduled sampling follows its schedule as configured"]
+        return [f"scheduled sampling runs its {configured}-step schedule over {steps} steps"]
 
     def _forecast(self, frames: Tensor, future: int) -> Tensor:
         """Predict ``future`` frames from the first ``input_length`` ones; no true future frame is seen."""
