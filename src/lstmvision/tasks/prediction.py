@@ -233,9 +233,8 @@ class VideoPredictionTask(Task):
         schedule fitted to a shorter run (:meth:`fit_sampling_to_length`) reads the iteration scaled up."""
         if self.sampling is None:
             return 0.0, 1.0
-        if self._sampling_pace != (1, 1):
-            configured, steps = self._sampling_pace
-            iteration = iteration * configured // steps
+        configured, steps = self._sampling_pace
+        iteration = iteration * configured // steps
         return (
             self.sampling.sampling_probability(iteration),
             self.sampling.input_sampling_probability(iteration),
