@@ -545,3 +545,14 @@ def test_fit_sampling_needs_a_task_with_a_sampling_schedule(
 def test_fit_sampling_to_length_checks_its_lengths() -> None:
     with pytest.raises(ValueError, match="a run's length must be >= 1 step, got 0 of 160"):
         _task().fit_sampling_to_length(0, 160)
+
+
+def test_a_later_fit_of_the_same_task_starts_from_the_configured_sampling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = _task()
+    _fit(tmp_path, monkeypatch, task, 94.0, budget=TimeBudget(2, 4, fit_sampling=True))
+    assert task.sampling_probabilities(5) == (0.0, 1.0)  # fitted: 4x as fast
+    # the whole second run fits in its time: nothing is fitted, and the first run's pace is gone
+    _fit(tmp_path / "again", monkeypatch, task, 1.0, budget=TimeBudget(2, 4, fit_sampling=True))
+    assert task.sampling_probabilities(5) == (pytest.approx(0.75), 1.0)

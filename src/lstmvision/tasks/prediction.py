@@ -240,6 +240,12 @@ class VideoPredictionTask(Task):
             self.sampling.input_sampling_probability(iteration),
         )
 
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        # each fit starts from the configured schedule; TimeBudget fits it again (a resumed run from its
+        # saved plan) at the start of training, which comes after this
+        self._sampling_pace = (1, 1)
+
     def fit_sampling_to_length(self, steps: int, configured: int) -> list[str]:
         """Run the scheduled-sampling schedule, written for a run of ``configured`` steps, over ``steps``
         instead: iteration ``k`` reads the schedule at ``k * configured // steps``, so every phase keeps
