@@ -1,5 +1,8 @@
 """The compiled gate arithmetic equals the eager one, compiles once per sequence shape, and falls back.
 
+On the CPU the functions are traced and compiled without dynamo (``_traced``); ``torch.compile`` is the
+path on CUDA and where tracing fails. Both are checked here.
+
 Compiling is slow (seconds per function), so these few tests use tiny cells. The suite otherwise runs
 eagerly (tests/conftest.py); each test here turns fusion on.
 """
@@ -61,17 +64,41 @@ def _run(layer: nn.Module, x: Tensor, fused: bool) -> tuple[Tensor, list[Tensor]
 
 
 # inductor (seconds per function) for the cells whose functions it generates code for first: ConvLSTM
-# (lstm_gates) and ST-LSTM (dual_memory, output_gate, shared with E3D); the others trace through
-# dynamo and AOTAutograd with dynamic shapes ("aot_eager"), which checks they compile in one graph
+# (lstm_gates) and ST-LSTM (dual_memory, output_gate, shared with E3D); for the others the traced graphs
+# run op by op (any backend but inductor), which checks the tracing, the guards and the backward
 BACKENDS = {"convlstm": "inductor", "stlstm": "inductor", "e3dlstm": "aot_eager", "mplstm": "aot_eager"}
+
+
+def _force_fp32_fusion(monkeypatch: pytest.MonkeyPatch) -> None:
+    # fp32 on the CPU normally runs eagerly (not faster compiled): force the compiled path, so that the
+    # comparison is free of bf16 rounding and the tolerance can be tight (fp32 op order, 1e-5 absolute)
+    monkeypatch.setattr(_fusion, "fusion_applies", lambda x: _fusion._enabled and not _fusion._broken)
 
 
 @pytest.mark.parametrize("name", ["convlstm", "stlstm", "e3dlstm", "mplstm", "mvlstm"])
 def test_compiled_gates_equal_eager_ones(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # fp32 on the CPU normally runs eagerly (not faster compiled): force the compiled path, so that the
-    # comparison is free of bf16 rounding and the tolerance can be tight (fp32 op order, 1e-5 absolute)
-    monkeypatch.setattr(_fusion, "fusion_applies", lambda x: _fusion._enabled and not _fusion._broken)
+    _force_fp32_fusion(monkeypatch)
     monkeypatch.setattr(_fusion, "_backend", BACKENDS.get(name, "aot_eager"))
+    layer, x = _layers()[name]
+    y_eager, grads_eager = _run(layer, x, fused=False)
+    y_fused, grads_fused = _run(layer, x, fused=True)
+    assert _fusion._forms_compiled > 0, "the traced path never ran"
+    assert not _fusion._traced_broken, "tracing the gate functions failed"
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 0, "went through torch.compile"
+    err = max_err(y_fused, y_eager)
+    assert err < 1e-5, f"{name}: output max abs error {err:.3g}"
+    assert len(grads_fused) == len(grads_eager)
+    grad_err = max(max_err(a, b) for a, b in zip(grads_fused, grads_eager))
+    assert grad_err < 1e-4, f"{name}: gradient max abs error {grad_err:.3g}"
+
+
+@pytest.mark.parametrize("name", ["convlstm", "stlstm", "mplstm"])
+def test_the_torch_compile_path_equals_the_eager_one(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the path of CUDA and of a CPU where tracing failed: dynamo and AOTAutograd with dynamic shapes
+    # ("aot_eager" checks that each function compiles in one graph without generating code)
+    _force_fp32_fusion(monkeypatch)
+    monkeypatch.setattr(_fusion, "_backend", "aot_eager")
+    monkeypatch.setattr(_fusion, "_traced_broken", True)
     layer, x = _layers()[name]
     y_eager, grads_eager = _run(layer, x, fused=False)
     y_fused, grads_fused = _run(layer, x, fused=True)
@@ -109,24 +136,29 @@ def test_no_recompilation_over_steps_horizons_and_batch_sizes() -> None:
         y.float().sum().backward()
 
     train_step(2, 3)
-    compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    assert compiled > 0 and not _fusion._broken, "the compiled path never ran"
+    compiled = _fusion._forms_compiled
+    assert compiled == 2, f"expected the forward and the backward of lstm_gates, got {compiled} forms"
+    assert not _fusion._traced_broken and not _fusion._broken
     train_step(2, 7)
     train_step(3, 7)
-    after = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    assert after == compiled, f"recompiled: {compiled} graphs after the first sequence, {after} after more"
+    with torch.no_grad(), gate_fusion(True), torch.autocast("cpu", torch.bfloat16):
+        layer(torch.rand(5, 4, 2, 9, 7))  # a forecast: the forward's form, at another size
+    after = _fusion._forms_compiled
+    assert after == compiled, f"recompiled: {compiled} forms after the first sequence, {after} after more"
+
+
+def _no_compiler(*args: object, **kwargs: object) -> object:
+    raise RuntimeError("no C++ compiler found")
 
 
 def test_a_compile_failure_falls_back_to_eager_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken_compile(fn: Callable, **kwargs: object) -> Callable:
-        def run(*args: object) -> object:
-            raise RuntimeError("no C++ compiler found")
-
-        return run
+        return _no_compiler
 
     monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(_fusion, "_compile_graph", _no_compiler)
     torch.manual_seed(0)
     layer = ConvLSTM(2, 3, 3, num_layers=2)
     x = torch.rand(2, 3, 2, 5, 5)
@@ -143,6 +175,92 @@ def test_a_compile_failure_falls_back_to_eager_with_one_warning(
         assert torch.equal(y, expected), (
             f"eager fallback differs by {max_err(y.float(), expected.float()):.3g}"
         )
+
+
+def test_a_tracing_failure_goes_through_torch_compile_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_fusion, "_compile_graph", _no_compiler)
+    monkeypatch.setattr(_fusion, "_backend", "aot_eager")
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, 3, 3, num_layers=2)
+    x = torch.rand(2, 3, 2, 5, 5)
+    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():
+        with gate_fusion(False):
+            expected = layer(x)[0]
+        with caplog.at_level(logging.INFO, logger=_fusion.__name__), gate_fusion(True):
+            fused = layer(x)[0]
+    assert _fusion._traced_broken and not _fusion._broken
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "torch.compile never ran"
+    assert [r.levelno for r in caplog.records] == [logging.INFO], [r.message for r in caplog.records]
+    assert "tracing the fused gate arithmetic failed (RuntimeError: no C++ compiler found)" in caplog.text
+    assert torch.equal(fused, expected), f"differs by {max_err(fused.float(), expected.float()):.3g}"
+
+
+def test_a_backward_that_fails_to_compile_uses_the_plain_functions_product(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _force_fp32_fusion(monkeypatch)
+    monkeypatch.setattr(_fusion, "_backend", "aot_eager")
+    compile_graph = _fusion._compile_graph
+    calls: list[int] = []
+
+    def forward_only(*args: object) -> object:  # the first form (the forward) compiles, the next fails
+        calls.append(1)
+        return compile_graph(*args) if len(calls) == 1 else _no_compiler()  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_fusion, "_compile_graph", forward_only)
+    layer, x = _layers()["convlstm"]
+    y_eager, grads_eager = _run(layer, x, fused=False)
+    y_fused, grads_fused = _run(layer, x, fused=True)
+    assert len(calls) == 2 and _fusion._traced_broken, "the backward's compilation was not attempted"
+    assert max_err(y_fused, y_eager) < 1e-5
+    grad_err = max(max_err(a, b) for a, b in zip(grads_fused, grads_eager))
+    assert len(grads_fused) == len(grads_eager) and grad_err < 1e-4, f"gradient max abs error {grad_err:.3g}"
+
+
+def test_the_gate_terms_share_one_gradient_in_the_channels_last_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the input and hidden convolutions' gates enter one sum: their gradient is one tensor, written once;
+    # the memory's gradient stays channels-last though the unused last memory's comes in contiguous
+    monkeypatch.setattr(_fusion, "_backend", "aot_eager")
+    cl = torch.channels_last
+    gates, gates_h = (torch.randn(2, 12, 4, 5).bfloat16().contiguous(memory_format=cl) for _ in range(2))
+    c = torch.randn(2, 3, 4, 5).contiguous(memory_format=cl)
+    for t in (gates, gates_h, c):
+        t.requires_grad_()
+    with gate_fusion(True), torch.autocast("cpu", torch.bfloat16):
+        h, c_new = _fusion.lstm_gates(gates, c, 1, torch.float32, gates_h)
+        h_ref, c_ref = _fusion.lstm_gates.eager(gates, c, 1, torch.float32, gates_h)
+    assert _fusion._forms_compiled == 1 and max_err(h, h_ref) < 1e-2 and max_err(c_new, c_ref) < 1e-6
+    grads = torch.autograd.grad(h.float().sum(), [gates, gates_h, c])
+    expected = torch.autograd.grad(h_ref.float().sum(), [gates, gates_h, c])
+    assert grads[0].data_ptr() == grads[1].data_ptr(), "the two gate terms' gradients were written twice"
+    assert grads[2].is_contiguous(memory_format=cl) and grads[0].is_contiguous(memory_format=cl)
+    errs = [max_err(a, b) for a, b in zip(grads, expected)]
+    assert max(errs) < 1e-2, errs
+
+
+def test_a_batch_of_one_and_another_dtype_get_forms_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a size of 1 breaks the first form's guards and a dtype is no guard: each gets a form, and is right
+    monkeypatch.setattr(_fusion, "_backend", "aot_eager")
+
+    def check(batch: int, dtype: torch.dtype) -> None:
+        gates = torch.randn(batch, 8, 3, 3).to(dtype)
+        c = torch.randn(batch, 2, 3, 3)
+        with gate_fusion(True), torch.no_grad():
+            h, c_new = _fusion.lstm_gates(gates, c, 1, torch.float32)
+        h_ref, c_ref = _fusion.lstm_gates._fast(gates, c, 1, torch.float32)
+        assert h.dtype == dtype and torch.equal(h, h_ref) and torch.equal(c_new, c_ref)
+
+    check(4, torch.bfloat16)
+    check(3, torch.bfloat16)
+    assert _fusion._forms_compiled == 1
+    check(1, torch.bfloat16)
+    assert _fusion._forms_compiled == 2
+    check(4, torch.float16)
+    assert _fusion._forms_compiled == 3
 
 
 def test_fusion_is_skipped_while_tracing_or_compiling(monkeypatch: pytest.MonkeyPatch) -> None:

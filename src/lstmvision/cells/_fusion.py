@@ -4,15 +4,19 @@ After its convolutions (or matrix products) a recurrent cell runs a dozen pointw
 gates: σ, tanh, products and sums that produce the memories and the hidden state. Run op by op, each
 reads and writes a full tensor; under CPU bf16 autocast the four gates are strided channel slices of a
 channels-last tensor and those bf16 ops are slow (docs/convlstm.md, "Performance"). Here each cell's
-pointwise math is one function that :func:`torch.compile` turns, on first use, into one loop per
-output. The same function, uncompiled, is the eager path, so both compute the same thing (except that
-on the CPU the compiled form writes tanh as 2σ(2x) - 1, within 2.4e-7 of it in float32, as inductor's
-own CPU tanh is slow; see ``_tanh_via_sigmoid``):
+pointwise math is one function that inductor compiles, on first use, into one loop per output. On
+the CPU the function is traced and compiled once, called without dynamo, and its backward is the
+compiled vector-Jacobian product (``_traced``: dynamo's guards and AOTAutograd's wrappers had cost a
+third of the gate functions' time at the demo size); on CUDA, and where tracing fails, it goes through
+:func:`torch.compile`. The same function, uncompiled, is the eager path, so all compute the same thing
+(except that on the CPU the compiled form writes tanh as 2σ(2x) - 1, within 2.4e-7 of it in float32,
+as inductor's own CPU tanh is slow; see ``_tanh_via_sigmoid``):
 
 .. math::
     c_t = σ(f) ∘ c_{t-1} + σ(i) ∘ \tanh(g), \qquad h_t = σ(o) ∘ \tanh(c_t)
 
-in float32 when the gates are bf16 or fp16 (float64 stays float64). Memories (``c``, ``m``) are returned in :func:`state_dtype`:
+in float32 when the gates are bf16 or fp16 (float64 stays float64). Memories (``c``, ``m``) are
+returned in :func:`state_dtype`:
 float32 under autocast (they accumulate over the whole sequence), otherwise the gates' dtype; a hidden
 state has the gates' dtype, which is what the next convolution reads.
 
@@ -30,11 +34,12 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
 
+from lstmvision.cells import _traced
 from lstmvision.cells.common import env_switch
 
 __all__ = ["gate_fusion", "gate_fusion_enabled", "match_weight_layout", "set_gate_fusion"]
@@ -51,6 +56,10 @@ _enabled = env_switch(_ENV, "gate fusion")
 _backend = "inductor"
 # set once any compilation failed: every fused function then runs eagerly, with one warning per process
 _broken = False
+# set once tracing a function failed (_traced): the functions then go through torch.compile
+_traced_broken = False
+# forms traced and compiled since the last _reset (tests count recompilations with it)
+_forms_compiled = 0
 
 
 def set_gate_fusion(enabled: bool) -> None:
@@ -176,21 +185,35 @@ def conv_layout(in_channels: int, x: Tensor) -> Tensor:
 
 
 class _Fused(Generic[_R]):
-    """A pointwise function compiled on its first fused call; the plain function where fusion does not apply."""
+    """A pointwise function compiled on its first fused call; the plain function where fusion does not apply.
 
-    def __init__(self, fn: Callable[..., _R], compiled_form: Callable[..., _R]) -> None:
+    On the CPU the compiled form is traced and compiled once and called directly, its backward the
+    compiled vector-Jacobian product (``_traced``); elsewhere, or where that fails, it is
+    ``torch.compile``'s."""
+
+    def __init__(
+        self, fn: Callable[..., _R], compiled_form: Callable[..., _R], *, single: bool = False
+    ) -> None:
         # compiled_form: fn with the compiled form's tanh, a function of its own. Dynamo keeps its graphs
         # and its recompile limit (8) per code object: a functools.partial or closures from one factory
-        # would share a single one among all the gate functions
+        # would share a single one among all the gate functions. single: fn returns one tensor, not a tuple
         self.eager = fn
         self._fast = compiled_form
+        self._single = single
         self._compiled: Callable[..., _R] | None = None
+        # by the positions of the tensor arguments and the values of the others, the traced forms
+        self._traced: dict[tuple[Any, ...], _traced.Compiled] = {}
 
     def __call__(self, *args: Any, eager: bool = False) -> _R:
         """``fn(*args)``, compiled where :func:`fusion_applies` to ``args[0]``; ``eager=True`` forces the
         plain function (a sequence's first step, whose missing state would need its own compilation)."""
         if eager or not fusion_applies(args[0]):
             return self.eager(*args)
+        if args[0].device.type == "cpu" and not _traced_broken:
+            try:
+                return self._call_traced(args)
+            except Exception as error:  # a torch without the pieces, no C++ compiler, an inductor bug
+                _traced_failed(error)
         if self._compiled is None:
             # dynamic shapes: one compilation serves every batch size, resolution and horizon
             self._compiled = torch.compile(self._fast, dynamic=True, fullgraph=True, backend=_backend)
@@ -200,9 +223,66 @@ class _Fused(Generic[_R]):
             _give_up(error)
             return self.eager(*args)
 
+    def _call_traced(self, args: tuple[Any, ...]) -> _R:
+        positions = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
+        fixed = tuple(
+            None if isinstance(a, Tensor) else a for a in args
+        )  # dims, dtypes, flags, missing states
+        compiled = self._traced.get((positions, fixed))
+        if compiled is None:
+            pure = _with_fixed(self._fast, fixed, positions)
+            compiled = self._traced[positions, fixed] = _traced.Compiled(pure, _compile_graph)
+        tensors = [args[i] for i in positions]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            outputs = _traced.GateFunction.apply(compiled, _traced_failed, *tensors)
+        else:
+            outputs = compiled.forward(*tensors)
+        return cast(_R, outputs[0] if self._single else outputs)
+
     def reset(self) -> None:
-        """Forget the compiled form (tests); the next fused call compiles again."""
+        """Forget the compiled forms (tests); the next fused call compiles again."""
         self._compiled = None
+        self._traced.clear()
+
+
+def _with_fixed(
+    fn: Callable[..., Any], fixed: tuple[Any, ...], positions: tuple[int, ...]
+) -> Callable[..., tuple[Tensor, ...]]:
+    # fn as a function of its tensor arguments alone, the others fixed; it returns a tuple
+    def pure(*tensors: Tensor) -> tuple[Tensor, ...]:
+        args = list(fixed)
+        for i, t in zip(positions, tensors):
+            args[i] = t
+        out = fn(*args)
+        return (out,) if isinstance(out, Tensor) else tuple(out)
+
+    return pure
+
+
+def _compile_graph(graph: torch.fx.GraphModule, fakes: list[Tensor], fake_mode: Any) -> Callable[..., Any]:
+    # inductor's code for a traced gate graph. Under a test backend other than inductor the graph itself
+    # runs op by op, which checks the tracing, the guards and the backward without a C++ compiler
+    global _forms_compiled
+    _forms_compiled += 1
+    if _backend != "inductor":
+        return graph
+    from torch._guards import TracingContext, tracing
+    from torch._inductor.compile_fx import compile_fx
+
+    with tracing(TracingContext(fake_mode)):
+        return cast(Callable[..., Any], compile_fx(graph, fakes))
+
+
+def _traced_failed(error: Exception) -> None:
+    # the traced path is off for the rest of the process; the functions go through torch.compile
+    global _traced_broken
+    if not _traced_broken:
+        logger.info(
+            "lstmvision: tracing the fused gate arithmetic failed (%s: %s); it goes through torch.compile",
+            type(error).__name__,
+            str(error).splitlines()[0] if str(error) else "",
+        )
+    _traced_broken = True
 
 
 def _give_up(error: Exception) -> None:
@@ -220,8 +300,9 @@ def _give_up(error: Exception) -> None:
 
 def _reset() -> None:
     """Forget every compiled gate function and a past failure (tests)."""
-    global _broken
-    _broken = False
+    global _broken, _traced_broken, _forms_compiled
+    _broken = _traced_broken = False
+    _forms_compiled = 0
     for fused in (lstm_gates, dual_memory, dual_memory_increments, output_gate, mp_gates):
         fused.reset()
 
@@ -334,5 +415,5 @@ dual_memory = _Fused(_dual_memory, lambda *a: _dual_memory(*a, tanh=_tanh_via_si
 dual_memory_increments = _Fused(
     _dual_memory_increments, lambda *a: _dual_memory_increments(*a, tanh=_tanh_via_sigmoid)
 )
-output_gate = _Fused(_output_gate, lambda *a: _output_gate(*a, tanh=_tanh_via_sigmoid))
+output_gate = _Fused(_output_gate, lambda *a: _output_gate(*a, tanh=_tanh_via_sigmoid), single=True)
 mp_gates = _Fused(_mp, lambda *a: _mp(*a, tanh=_tanh_via_sigmoid))
