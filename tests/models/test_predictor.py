@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmvision.models import ConvLSTMPredictor
+from lstmvision.models.predictor import to_frames, to_patches
 
 
 def _model(**overrides: object) -> ConvLSTMPredictor:
@@ -33,6 +34,20 @@ def _reference(
         last = F.pixel_shuffle(model.head(x), p)
         outs.append(last)
     return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("p", [1, 2, 4])
+def test_patches_are_pixel_unshuffle_and_frames_pixel_shuffle(p: int) -> None:
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 3, 4 * p, 5 * p)  # (B, T, C, H, W), three channels
+    patches = to_patches(frames, p)
+    assert torch.equal(patches, F.pixel_unshuffle(frames.flatten(0, 1), p).unflatten(0, (2, 3)))
+    assert torch.equal(to_frames(patches, p), frames)
+    # the rollout stacks the head's outputs, channels-last under bf16 autocast: any strides
+    steps = [torch.rand(2, 3 * p * p, 4, 5).contiguous(memory_format=torch.channels_last) for _ in range(3)]
+    stacked = torch.stack(steps, dim=1)  # (B, T, C*p*p, h, w)
+    expected = F.pixel_shuffle(stacked.flatten(0, 1), p).unflatten(0, (2, 3))
+    assert torch.equal(to_frames(stacked, p), expected)
 
 
 def test_forecast_equals_a_plain_rollout_and_ignores_future_frames() -> None:

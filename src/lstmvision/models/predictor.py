@@ -20,14 +20,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_input_dtype, check_tensor
 from lstmvision.cells import ConvLSTMCell, ConvLSTMState, sequence_pass
 from lstmvision.models.registry import register_model
 
-__all__ = ["MOVED_TO_TASK", "ConvLSTMPredictor", "RecurrentPredictor", "drop_moved_arguments"]
+__all__ = [
+    "MOVED_TO_TASK",
+    "ConvLSTMPredictor",
+    "RecurrentPredictor",
+    "drop_moved_arguments",
+    "to_frames",
+    "to_patches",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,24 @@ def drop_moved_arguments(init_args: Mapping[str, object], source: str) -> dict[s
             ", ".join(moved),
         )
     return {key: value for key, value in init_args.items() if key not in MOVED_TO_TASK}
+
+
+def to_patches(frames: Tensor, p: int) -> Tensor:
+    """Space-to-depth of every frame: ``(B, T, C, H, W)`` -> ``(B, T, C*p*p, H/p, W/p)``, the channel
+    order of ``F.pixel_unshuffle``. One copy through a permutation: ATen's pixel_unshuffle and
+    pixel_shuffle took 2-2.7x as long on the CPU (docs/predictor.md, "Patches")."""
+    B, T, C, H, W = frames.shape
+    x = frames.reshape(B, T, C, H // p, p, W // p, p)  # (B, T, C, H/p, i, W/p, j)
+    return x.permute(0, 1, 2, 4, 6, 3, 5).reshape(B, T, C * p * p, H // p, W // p)  # (B, T, C*i*j, H/p, W/p)
+
+
+def to_frames(patches: Tensor, p: int) -> Tensor:
+    """Depth-to-space, the inverse of :func:`to_patches`: ``(B, T, C*p*p, h, w)`` -> ``(B, T, C, h*p, w*p)``
+    (``F.pixel_shuffle``'s order)."""
+    B, T, channels, h, w = patches.shape
+    C = channels // (p * p)
+    x = patches.reshape(B, T, C, p, p, h, w)  # (B, T, C, i, j, h, w)
+    return x.permute(0, 1, 2, 5, 3, 6, 4).reshape(B, T, C, h * p, w * p)  # (B, T, C, h*i, w*j)
 
 
 def check_positive(**values: int) -> None:
@@ -154,12 +178,11 @@ class RecurrentPredictor(nn.Module, abc.ABC):
         """
         future = self.future_length if future is None else future
         self._check_input(frames, future, sampling_prob, input_sampling_prob)
-        B, T = frames.shape[:2]
+        B = frames.shape[0]
         p = self.patch_size
         steps = self.input_length + future - 1
 
-        # (B, T, C, H, W) -> (B, T, C*p*p, H/p, W/p): space-to-depth on every frame at once
-        patches = F.pixel_unshuffle(frames.flatten(0, 1), p).unflatten(0, (B, T))
+        patches = to_patches(frames, p)  # (B, T, C*p*p, H/p, W/p)
         # per clip and step: read the true frame? One Bernoulli draw shared by all pixels (as the releases)
         use_truth = torch.ones(B, steps, 1, 1, 1, dtype=torch.bool, device=frames.device)
         if input_sampling_prob < 1.0:
@@ -185,8 +208,7 @@ class RecurrentPredictor(nn.Module, abc.ABC):
                 fed.append(x)
                 prediction, state = self.step(fed, state)
                 outputs.append(prediction)
-        out = torch.stack(outputs, dim=1)  # (B, steps, C*p*p, H/p, W/p)
-        return F.pixel_shuffle(out.flatten(0, 1), p).unflatten(0, (B, steps))  # (B, steps, C, H, W)
+        return to_frames(torch.stack(outputs, dim=1), p)  # (B, steps, C, H, W)
 
     def forecast(self, frames: Tensor, future: int | None = None) -> Tensor:
         """The ``future`` frames after the first ``input_length`` of ``frames``, and nothing else.
