@@ -143,6 +143,21 @@ def test_recall_uses_the_fused_attention_kernel() -> None:
     assert not any("attention_math" in name for name in names), sorted(names)
 
 
+@pytest.mark.parametrize("channels", [32, 64])
+def test_under_cpu_bf16_autocast_a_narrow_recall_runs_in_float32(channels: int) -> None:
+    # below 64 channels the fused kernel ran faster in float32 than in bf16 (docs/e3d_lstm.md)
+    torch.manual_seed(0)
+    r, history = torch.rand(2, channels, 2, 3, 3), torch.randn(2, channels, 4, 3, 3)
+    with torch.autocast("cpu", torch.bfloat16):
+        recalled = e3dlstm._recall(r.bfloat16(), history)
+    in_fp32 = e3dlstm._recall(r.bfloat16().float(), history)
+    err = max_err(recalled.float(), in_fp32)
+    if channels < e3dlstm._RECALL_BF16_FROM:
+        assert recalled.dtype == torch.float32 and err < 1e-6, err
+    else:
+        assert recalled.dtype == torch.bfloat16 and 1e-4 < err < 0.1, err
+
+
 def test_convolutions_and_states_are_channels_last() -> None:
     # channels-last 3-D convolutions measured 1.17-1.65x faster (docs/e3d_lstm.md); the values are the
     # equation test's. The kernels stay channels-last through a state dict saved in the default layout,

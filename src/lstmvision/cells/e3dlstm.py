@@ -44,6 +44,12 @@ def _channels_last(x: Tensor) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last_3d)
 
 
+# Under CPU bf16 autocast the recall runs in bf16 from this many channels and in float32 below: forward +
+# backward of the fused kernel, 2 threads, bf16 time over fp32 time was 1.11-2.38 at 32 channels (B 4-16,
+# 128-512 queries, 256-1,024 keys), 0.82-1.00 at 64 and 0.83 at 128 (docs/e3d_lstm.md, "Precision")
+_RECALL_BF16_FROM = 64
+
+
 def _recall(r: Tensor, history: Tensor) -> Tensor:
     """``softmax(R Kᵀ) K``: each (time, y, x) position of ``r`` attends over all positions of ``history``."""
     B, Hc, w, H, W = r.shape
@@ -54,7 +60,12 @@ def _recall(r: Tensor, history: Tensor) -> Tensor:
     # no 1/sqrt(Hc) (the paper has none). The fused kernel, which never forms the (w·H·W) × (n·w·H·W)
     # weights, needs 4-D inputs with contiguous channels; otherwise the math kernel runs (docs/e3d_lstm.md)
     q, k = q.contiguous(), k.contiguous()
-    out = F.scaled_dot_product_attention(q, k, k, scale=1.0)  # (B, 1, w·H·W, Hc)
+    if Hc < _RECALL_BF16_FROM and q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        # narrow channels: the CPU's fused kernel ran 1.1-2.4x faster in float32 than under bf16 autocast
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(q.float(), k.float(), k.float(), scale=1.0)
+    else:
+        out = F.scaled_dot_product_attention(q, k, k, scale=1.0)  # (B, 1, w·H·W, Hc)
     return out.view(B, w, H, W, Hc).permute(0, 4, 1, 2, 3)  # (B, Hc, w, H, W)
 
 
