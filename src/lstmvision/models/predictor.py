@@ -72,7 +72,7 @@ def drop_moved_arguments(init_args: Mapping[str, object], source: str) -> dict[s
 def to_patches(frames: Tensor, p: int) -> Tensor:
     """Space-to-depth of every frame: ``(B, T, C, H, W)`` -> ``(B, T, C*p*p, H/p, W/p)``, the channel
     order of ``F.pixel_unshuffle``. One copy through a permutation: ATen's pixel_unshuffle and
-    pixel_shuffle took 2-2.7x as long on the CPU (docs/predictor.md, "Patches")."""
+    pixel_shuffle took 2-2.7x as long on the CPU (docs/predictor.md, "The network")."""
     B, T, C, H, W = frames.shape
     x = frames.reshape(B, T, C, H // p, p, W // p, p)  # (B, T, C, H/p, i, W/p, j)
     return x.permute(0, 1, 2, 4, 6, 3, 5).reshape(B, T, C * p * p, H // p, W // p)  # (B, T, C*i*j, H/p, W/p)
