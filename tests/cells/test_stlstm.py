@@ -467,3 +467,32 @@ def test_step_rejects_bad_input() -> None:
 def test_sequence_rejects_bad_options(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SpatioTemporalLSTM(**(dict(in_channels=2, hidden_channels=3) | kwargs))
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_without_gradients_the_gate_functions_add_the_convolutions_terms(
+    layer_norm: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # forecasts leave the hidden and memory terms apart for the fused functions to add (a pass less);
+    # a step with gradients, and the layer-norm variant, add them first. The results agree
+    from lstmvision.cells import _fusion
+
+    torch.manual_seed(0)
+    cell = SpatioTemporalLSTMCell(2, 3, 3, layer_norm=layer_norm)
+    randomise(cell)
+    x, memory = torch.rand(2, 2, 5, 5), torch.rand(2, 3, 5, 5)
+    state = SpatioTemporalLSTMState(torch.rand(2, 3, 5, 5), torch.rand(2, 3, 5, 5), torch.rand(2, 3, 5, 5))
+    apart: list[bool] = []
+    dual_memory = _fusion.dual_memory
+
+    def spy(*args: object, **kwargs: object) -> object:
+        apart.append(args[6] is not None and args[7] is not None)  # the hidden and the memory terms
+        return dual_memory(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_fusion, "dual_memory", spy)
+    h, new = cell(x, state, memory)
+    with torch.no_grad():
+        h_ng, new_ng = cell(x, state, memory)
+    assert apart == [False, not layer_norm]
+    errs = [max_err(a.detach(), b) for a, b in zip((h, *new), (h_ng, *new_ng))]
+    assert max(errs) < 1e-6, errs

@@ -349,16 +349,21 @@ def _dual_memory_increments(
     c_prev: Tensor | None,
     carried: Tensor | None,
     dtype: torch.dtype,
+    gates_h: Tensor | None = None,
+    gates_mem: Tensor | None = None,
     *,
     tanh: _Pointwise = torch.tanh,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     # gates (B, 3*Hc, ...) = i, f (or E3D's r), g (the caller splits o off for output_gate); gates_m
-    # (B, 3*Hc, ...) = i', f', g'.
+    # (B, 3*Hc, ...) = i', f', g'; gates_h and gates_mem: the hidden and memory convolutions' terms of
+    # each where the caller left them apart (summed here in float32, not in a pass of their own).
     # c = σ(i)·tanh(g) + c_add + σ(f)·c_prev and m = σ(i')·tanh(g') + σ(f')·carried; returns (c, m, [c, m],
     # Δc, Δm) with [c, m] in the gates' dtype, which the output convolutions read, and the increments
     # Δc = σ(i)·tanh(g), Δm = σ(i')·tanh(g') (PredRNN-v2's decoupling loss reads them) in dtype
-    i, f, g = _up(gates).chunk(3, 1)
-    i_m, f_m, g_m = _up(gates_m).chunk(3, 1)
+    pre = _up(gates) if gates_h is None else _up(gates) + _up(gates_h)
+    pre_m = _up(gates_m) if gates_mem is None else _up(gates_m) + _up(gates_mem)
+    i, f, g = pre.chunk(3, 1)
+    i_m, f_m, g_m = pre_m.chunk(3, 1)
     delta_c = torch.sigmoid(i) * tanh(g)
     c = delta_c
     if c_add is not None:
@@ -380,18 +385,26 @@ def _dual_memory(
     c_prev: Tensor | None,
     carried: Tensor | None,
     dtype: torch.dtype,
+    gates_h: Tensor | None = None,
+    gates_mem: Tensor | None = None,
     *,
     tanh: _Pointwise = torch.tanh,
 ) -> tuple[Tensor, Tensor, Tensor]:
     # the same arithmetic without the increments: (c, m, [c, m]); the increments are intermediates of
     # it, so the eager path computes nothing more, and the compiled one drops the unused outputs
-    c, m, cm, _, _ = _dual_memory_increments(gates, gates_m, c_add, c_prev, carried, dtype, tanh=tanh)
+    c, m, cm, _, _ = _dual_memory_increments(
+        gates, gates_m, c_add, c_prev, carried, dtype, gates_h, gates_mem, tanh=tanh
+    )
     return c, m, cm
 
 
-def _output_gate(o: Tensor, o_term: Tensor, cell: Tensor, *, tanh: _Pointwise = torch.tanh) -> Tensor:
-    # h = σ(o + W * [C, M]) ∘ tanh(W_1x1 * [C, M]), in o's dtype
-    h = torch.sigmoid(_up(o) + _up(o_term)) * tanh(_up(cell))
+def _output_gate(
+    o: Tensor, o_term: Tensor, cell: Tensor, o_h: Tensor | None = None, *, tanh: _Pointwise = torch.tanh
+) -> Tensor:
+    # h = σ(o + W * [C, M]) ∘ tanh(W_1x1 * [C, M]), in o's dtype; o_h: the hidden convolution's o term
+    # where the caller left it apart
+    pre = _up(o) + _up(o_term) if o_h is None else _up(o) + _up(o_h) + _up(o_term)
+    h = torch.sigmoid(pre) * tanh(_up(cell))
     return h.to(o.dtype)
 
 

@@ -43,6 +43,18 @@ class SpatioTemporalLSTMState(NamedTuple):
     m: Tensor
 
 
+class _Terms(NamedTuple):
+    """A step's pre-activation terms: (i, f, g, o) from the input ``(B, 4*Hc, H, W)`` and from ``h``
+    (``None``: no state, or added in already), (i', f', g') from the input and from ``M_in`` (``None``
+    likewise), and ``M_in`` as the ``f'_t ⊙ M_in`` term reads it (``None`` without a memory)."""
+
+    gates: Tensor
+    gates_h: Tensor | None
+    gates_m: Tensor
+    gates_mem: Tensor | None
+    carried: Tensor | None
+
+
 class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
     r"""One spatiotemporal LSTM step; ``*`` is a convolution, ``⊙`` the elementwise product.
 
@@ -182,37 +194,44 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         # the time loop's fast path: the caller validated the shapes; returns (h_t, c_t, m_t)
-        gates, gates_m, carried = self._gates(x_t, state, memory)
-        ifg, o = self._split(gates)
-        # the gate arithmetic in two fused functions (compiled where it helps, docs/predrnn.md): c, m and
-        # [C_t, M_t] (B, 2*Hc, H, W) in the gates' dtype, then h; a missing state or memory runs eagerly
+        terms = self._gates(x_t, state, memory)
+        ifg, o = self._split(terms.gates)
+        ifg_h, o_h = (None, None) if terms.gates_h is None else self._split(terms.gates_h)
+        # the gate arithmetic in two fused functions (compiled where it helps, docs/predrnn.md), which add
+        # the terms left apart: c, m and [C_t, M_t] (B, 2*Hc, H, W) in the gates' dtype, then h; a missing
+        # state or memory runs eagerly
         c, m, cm = _fusion.dual_memory(
             ifg,
-            gates_m,
+            terms.gates_m,
             None,
             None if state is None else state[1],
-            carried,
-            _fusion.state_dtype(gates),
+            terms.carried,
+            _fusion.state_dtype(ifg),
+            ifg_h,
+            terms.gates_mem,
             eager=state is None or memory is None,
         )
-        return self._output(o, cm), c, m
+        return self._output(o, cm, o_h), c, m
 
     def _step_increments(
         self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         # _step that also returns the memory increments Δc = i_t ⊙ g_t and Δm = i'_t ⊙ g'_t (PredRNN-v2)
-        gates, gates_m, carried = self._gates(x_t, state, memory)
-        ifg, o = self._split(gates)
+        terms = self._gates(x_t, state, memory)
+        ifg, o = self._split(terms.gates)
+        ifg_h, o_h = (None, None) if terms.gates_h is None else self._split(terms.gates_h)
         c, m, cm, delta_c, delta_m = _fusion.dual_memory_increments(
             ifg,
-            gates_m,
+            terms.gates_m,
             None,
             None if state is None else state[1],
-            carried,
-            _fusion.state_dtype(gates),
+            terms.carried,
+            _fusion.state_dtype(ifg),
+            ifg_h,
+            terms.gates_mem,
             eager=state is None or memory is None,
         )
-        return self._output(o, cm), c, m, delta_c, delta_m
+        return self._output(o, cm, o_h), c, m, delta_c, delta_m
 
     def _split(self, gates: Tensor) -> tuple[Tensor, Tensor]:
         # (i, f, g) (B, 3*Hc, H, W) and o (B, Hc, H, W) by one split, whose backward joins both gradients
@@ -223,38 +242,47 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         ifg, o = gates.split([3 * Hc, Hc], dim=1)
         return ifg, o
 
-    def _gates(
-        self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        # the pre-activations (B, 4*Hc, H, W) = i, f, g, o and (B, 3*Hc, H, W) = i', f', g', and M_in as
-        # the f'_t ⊙ M_in term reads it (mapped to Hc channels by memory_proj when widths differ)
+    def _gates(self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None) -> _Terms:
         Hc = self.hidden_channels
         gates_x = self._conv(self.input_conv, x_t)  # (B, 7*Hc, H, W): i, f, g, o, i', f', g'
         if self.norm_x is not None:
             gates_x = self.norm_x(gates_x)
         gates, gates_m = gates_x.split([4 * Hc, 3 * Hc], dim=1)  # (B, 4*Hc, H, W), (B, 3*Hc, H, W)
-        # a zero input adds no conv term; with layer norm the norm of zeros is its shift
+        # Without gradients (forecasts, validation) the convolutions' terms stay apart and the fused gate
+        # functions add them, in float32 and in no pass of their own: a PredRNN 4x64 bf16 forecast took
+        # 610 ms against 637. With gradients they are added here: apart, the hidden term's gradient took one
+        # more concatenation a step (its split's backward) and the training step measured 5-9 % slower
+        # (docs/predrnn.md). A zero input adds no conv term; with layer norm the norm of zeros is its shift
+        apart = not torch.is_grad_enabled()
+        gates_h = gates_mem = None
         if state is not None:
             gates_h = self._conv(self.hidden_conv, state[0])
-            gates = gates + (gates_h if self.norm_h is None else self.norm_h(gates_h))
+            if self.norm_h is not None:
+                gates_h = self.norm_h(gates_h)
+            if not apart or self.norm_h is not None:
+                gates, gates_h = gates + gates_h, None
         elif self.norm_h is not None:
             gates = gates + self.norm_h.bias.view(1, -1, 1, 1)
         if memory is not None:
             gates_mem = self._conv(self.memory_conv, memory)
-            gates_m = gates_m + (gates_mem if self.norm_m is None else self.norm_m(gates_mem))
+            if self.norm_m is not None:
+                gates_mem = self.norm_m(gates_mem)
+            if not apart or self.norm_m is not None:
+                gates_m, gates_mem = gates_m + gates_mem, None
         elif self.norm_m is not None:
             gates_m = gates_m + self.norm_m.bias.view(1, -1, 1, 1)
         carried = memory
         if memory is not None and self.memory_proj is not None:
             carried = _pooled.module_conv(self.memory_proj, _fusion.conv_layout(self.memory_channels, memory))
-        return gates, gates_m, carried
+        return _Terms(gates, gates_h, gates_m, gates_mem, carried)
 
-    def _output(self, o: Tensor, cm: Tensor) -> Tensor:
-        # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W)
+    def _output(self, o: Tensor, cm: Tensor, o_h: Tensor | None) -> Tensor:
+        # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W);
+        # o_h: the hidden convolution's o term where it was left apart from o
         gates_o = self._conv(self.output_conv, cm)
         o_term = gates_o if self.norm_o is None else self.norm_o(gates_o)
         fused = _pooled.module_conv(self.fuse_conv, cm)
-        return _fusion.output_gate(o, o_term, fused)
+        return _fusion.output_gate(o, o_term, fused, o_h)
 
     def _check_input(self, x_t: Tensor, who: str = "SpatioTemporalLSTMCell") -> None:
         _check_frames(x_t, self, who, "x_t (B, C, H, W)")
