@@ -92,10 +92,11 @@ class Traced:
 def _merge_duplicates(graph: fx.GraphModule) -> fx.GraphModule:
     # one node per distinct operation and arguments: the gradients of the gate sum's two terms come out
     # of autograd as two casts of the same value, which would be two outputs written in full
+    calls = [node for node in graph.graph.nodes if node.op == "call_function"]
+    if any(getattr(getattr(node.target, "_schema", None), "is_mutable", False) for node in calls):
+        return graph  # an in-place operation: equal calls before and after it may differ
     seen: dict[tuple[Any, ...], fx.Node] = {}
-    for node in list(graph.graph.nodes):
-        if node.op != "call_function":
-            continue
+    for node in calls:
         key = (node.target, node.args, tuple(sorted(node.kwargs.items())))
         try:
             twin = seen.get(key)
