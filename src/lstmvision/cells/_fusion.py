@@ -225,9 +225,8 @@ class _Fused(Generic[_R]):
 
     def _call_traced(self, args: tuple[Any, ...]) -> _R:
         positions = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
-        fixed = tuple(
-            None if isinstance(a, Tensor) else a for a in args
-        )  # dims, dtypes, flags, missing states
+        # the other arguments (dims, dtypes, flags, missing states) are part of the trace
+        fixed = tuple(None if isinstance(a, Tensor) else a for a in args)
         compiled = self._traced.get((positions, fixed))
         if compiled is None:
             pure = _with_fixed(self._fast, fixed, positions)
