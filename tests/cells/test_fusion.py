@@ -151,6 +151,21 @@ def _no_compiler(*args: object, **kwargs: object) -> object:
     raise RuntimeError("no C++ compiler found")
 
 
+def _eager_and_fused_bf16(
+    caplog: pytest.LogCaptureFixture, level: int, runs: int
+) -> tuple[Tensor, list[Tensor]]:
+    # a 2-layer ConvLSTM's bf16 output with fusion off, then `runs` times with it on (logs at `level`)
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, 3, 3, num_layers=2)
+    x = torch.rand(2, 3, 2, 5, 5)
+    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():
+        with gate_fusion(False):
+            expected = layer(x)[0]
+        with caplog.at_level(level, logger=_fusion.__name__), gate_fusion(True):
+            fused = [layer(x)[0] for _ in range(runs)]
+    return expected, fused
+
+
 def test_a_compile_failure_falls_back_to_eager_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -159,15 +174,7 @@ def test_a_compile_failure_falls_back_to_eager_with_one_warning(
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     monkeypatch.setattr(_fusion, "_compile_graph", _no_compiler)
-    torch.manual_seed(0)
-    layer = ConvLSTM(2, 3, 3, num_layers=2)
-    x = torch.rand(2, 3, 2, 5, 5)
-    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():
-        with gate_fusion(False):
-            expected = layer(x)[0]
-        with caplog.at_level(logging.WARNING, logger=_fusion.__name__), gate_fusion(True):
-            first = layer(x)[0]
-            second = layer(x)[0]
+    expected, (first, second) = _eager_and_fused_bf16(caplog, logging.WARNING, runs=2)
     warnings = [r for r in caplog.records if "compiling the fused gate arithmetic failed" in r.message]
     assert len(warnings) == 1, f"expected one warning, got {[r.message for r in caplog.records]}"
     assert "no C++ compiler found" in warnings[0].message
@@ -182,14 +189,7 @@ def test_a_tracing_failure_goes_through_torch_compile_without_a_warning(
 ) -> None:
     monkeypatch.setattr(_fusion, "_compile_graph", _no_compiler)
     monkeypatch.setattr(_fusion, "_backend", "aot_eager")
-    torch.manual_seed(0)
-    layer = ConvLSTM(2, 3, 3, num_layers=2)
-    x = torch.rand(2, 3, 2, 5, 5)
-    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():
-        with gate_fusion(False):
-            expected = layer(x)[0]
-        with caplog.at_level(logging.INFO, logger=_fusion.__name__), gate_fusion(True):
-            fused = layer(x)[0]
+    expected, (fused,) = _eager_and_fused_bf16(caplog, logging.INFO, runs=1)
     assert _fusion._traced_broken and not _fusion._broken
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "torch.compile never ran"
     assert [r.levelno for r in caplog.records] == [logging.INFO], [r.message for r in caplog.records]
