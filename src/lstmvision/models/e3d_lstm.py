@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmvision._checks import check_fraction, check_input_dtype, check_tensor
 from lstmvision._io import safe_load
 from lstmvision.cells import Eidetic3DLSTM, Eidetic3DLSTMState
 from lstmvision.layers import observed_frames
-from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden
+from lstmvision.models.predictor import RecurrentPredictor, check_num_hidden, to_patches
 from lstmvision.models.registry import register_model
 
 __all__ = ["E3DLSTMClassifier", "E3DLSTMPredictor"]
@@ -214,7 +213,7 @@ class E3DLSTMClassifier(nn.Module):
             raise ValueError(
                 f"E3DLSTMClassifier expects frames (B, T, C, H, W), got shape {tuple(frames.shape)}"
             )
-        B, T, C, H, W = frames.shape
+        _, T, C, H, W = frames.shape
         if C != self.in_channels:
             raise ValueError(f"E3DLSTMClassifier expects {self.in_channels} channels, got {C}")
         check_input_dtype("E3DLSTMClassifier", frames, self)
@@ -225,8 +224,7 @@ class E3DLSTMClassifier(nn.Module):
             )
         seen = observed_frames(fraction, T)
         observed = frames[:, :seen]
-        # (B, seen, C, H, W) -> (B, seen, C*p*p, H/p, W/p): space-to-depth on every frame at once
-        patches = F.pixel_unshuffle(observed.flatten(0, 1), self.patch_size).unflatten(0, (B, seen))
+        patches = to_patches(observed, self.patch_size)  # (B, seen, C*p*p, H/p, W/p)
         hidden, _ = self.stack(patches)  # (B, steps, Hc, w, H/p, W/p)
         pooled = hidden[:, -1] if self.pooling == "last" else hidden.mean(dim=1)  # (B, Hc, w, H/p, W/p)
         features = pooled.mean(dim=(2, 3, 4))  # (B, Hc)
