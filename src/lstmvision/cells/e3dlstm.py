@@ -234,8 +234,11 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
         if self.norm_x is not None:
             gates_x = self.norm_x(gates_x)
         state_h = None if state is None else state.h
-        gates = gates_x[:, : 4 * Hc] + self._term(self.hidden_conv, self.norm_h, state_h)  # i, r, g, o
-        mem_gates = gates_x[:, 4 * Hc :] + self._term(self.memory_conv, self.norm_m, memory)  # i', f', g'
+        # split, not two slices: the backward joins the two gradients with one cat, where slices would each
+        # fill a zero tensor of all 7*Hc channels and sum the two
+        x_h, x_m = gates_x.split([4 * Hc, 3 * Hc], dim=1)
+        gates = x_h + self._term(self.hidden_conv, self.norm_h, state_h)  # i, r, g, o
+        mem_gates = x_m + self._term(self.memory_conv, self.norm_m, memory)  # i', f', g'
         if state is None:
             # C_{t-1} = 0 and a recall over zero states is 0; the norm of zeros is its shift
             recalled = self.norm_recall.bias.view(1, -1, 1, 1, 1)
