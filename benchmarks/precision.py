@@ -33,7 +33,8 @@ every row, as in a run; ``weight_grads.py`` times them on and off.
 
 Variants are timed once per round, rounds interleaved (A, B, A, B, ...), and each figure is the median
 over rounds. Before the rounds every variant runs once on 3 clips (which compiles the fused gates).
-The two large models run few rounds: one ConvLSTM-S fp32 step takes tens of seconds on 2 cores.
+The two large models run few rounds (three without `--quick`): one ConvLSTM-S fp32 step takes tens of
+seconds on 2 cores.
 
 Usage: ``python benchmarks/precision.py [--quick] [--models demo,convlstm_s,predrnn,e3d] [--precisions fp32,bf16]
 [--threads N]``.
@@ -262,7 +263,9 @@ def _specs() -> dict[str, Spec]:
             dict(num_hidden=[128] * 4, filter_size=5, patch_size=4),
             lambda: NaiveConvLSTM([128] * 4, 5, 4),
             16,
-            full=(0, 1),
+            # three rounds, so that a median is not one round's order effect (an fp32 row of one round
+            # came out 0.96x its naive form where the same code's other row was 1.03x)
+            full=(0, 3),
             quick=(0, 1),
         ),
         "predrnn": Spec(
@@ -271,7 +274,7 @@ def _specs() -> dict[str, Spec]:
             dict(num_hidden=[64] * 4, filter_size=5, patch_size=4),
             lambda: NaivePredRNN([64] * 4, 5, 4),
             16,
-            full=(0, 2),
+            full=(0, 3),
             quick=(0, 1),
         ),
         "e3d": Spec(
