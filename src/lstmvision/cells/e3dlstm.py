@@ -234,9 +234,9 @@ class Eidetic3DLSTMCell(NotScriptable, nn.Module):
         if self.norm_x is not None:
             gates_x = self.norm_x(gates_x)
         state_h = None if state is None else state.h
-        # split, not two slices: the backward joins the two gradients with one cat, where slices would each
-        # fill a zero tensor of all 7*Hc channels and sum the two
-        x_h, x_m = gates_x.split([4 * Hc, 3 * Hc], dim=1)
+        # one split, not two slices: its backward is one cat, where each slice's filled a zero tensor of all
+        # 7*Hc channels and autograd summed the two
+        x_h, x_m = gates_x.split([4 * Hc, 3 * Hc], dim=1)  # (B, 4*Hc, w, H, W), (B, 3*Hc, w, H, W)
         gates = x_h + self._term(self.hidden_conv, self.norm_h, state_h)  # i, r, g, o
         mem_gates = x_m + self._term(self.memory_conv, self.norm_m, memory)  # i', f', g'
         if state is None:
