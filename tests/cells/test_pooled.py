@@ -20,9 +20,11 @@ from lstmvision.cells import (
     ConvLSTM,
     Eidetic3DLSTM,
     SpatioTemporalLSTM,
+    SpatioTemporalLSTMCell,
     _pooled,
     sequence_pass,
     set_weight_grad_pooling,
+    stlstm,
     weight_grad_pooling,
 )
 from lstmvision.models import ConvLSTMPredictor, E3DLSTMPredictor, PredRNNPredictor
@@ -74,6 +76,14 @@ def _conv_weights(layer: nn.Module) -> list[tuple[int, ...]]:
     return [tuple(m.weight.shape) for m in layer.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
 
 
+@pytest.fixture
+def st_convs_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the ST-LSTM cell's convolutions one by one, as layer norm keeps them: under bf16 the cell otherwise
+    # joins its input convolution with the hidden and the memory ones (tested below)
+    monkeypatch.setattr(stlstm, "_JOIN_CONVS", False)
+
+
+@pytest.mark.usefixtures("st_convs_apart")
 @pytest.mark.parametrize("name", ["convlstm", "stlstm", "e3dlstm"])
 def test_bf16_weight_gradients_come_from_one_call_per_weight_and_equal_the_per_step_sum(name: str) -> None:
     layer, x = _layers()[name]
@@ -120,6 +130,7 @@ def test_pooled_bf16_gradients_lie_closer_to_fp32_than_the_per_step_sum() -> Non
 
 
 @pytest.mark.parametrize("model_class", [ConvLSTMPredictor, PredRNNPredictor, E3DLSTMPredictor])
+@pytest.mark.usefixtures("st_convs_apart")
 def test_every_predictor_pools_under_bf16(model_class: Callable[..., nn.Module]) -> None:
     torch.manual_seed(0)
     model = model_class(1, patch_size=2, num_hidden=[4, 4], filter_size=3, input_length=3, total_length=6)
@@ -236,6 +247,7 @@ def _weight_casts(run: Callable[[], Tensor], shapes: list[tuple[int, ...]]) -> t
 
 
 @pytest.mark.parametrize("model_class", [ConvLSTMPredictor, PredRNNPredictor])
+@pytest.mark.usefixtures("st_convs_apart")
 def test_a_bf16_forecast_casts_each_cell_weight_once_and_forecasts_the_same(
     model_class: Callable[..., nn.Module], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,6 +290,7 @@ def test_the_environment_switch_reads_off_values_and_warns_on_a_typo(
     assert f"{name}='offf' is not 0/1/true/false/on/off; weight-gradient pooling stays on" in caplog.text
 
 
+@pytest.mark.usefixtures("st_convs_apart")
 def test_the_st_lstm_gate_gradients_reach_the_convolutions_channels_last(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -304,3 +317,133 @@ def test_the_st_lstm_gate_gradients_reach_the_convolutions_channels_last(
     hidden = [(step, cl) for conv, step, cl in received if conv == shape]
     assert len(hidden) == 2 * (5 - 1)  # two layers, every step but the first of the 5 (3 + 3 - 1)
     assert all(cl for _, cl in hidden), hidden
+
+
+# The ST-LSTM cell under reduced precision joins its input convolution with the hidden and the memory
+# convolutions: [W_x(i, f, g, o), W_h] over [x, h] and [W_x(i', f', g'), W_m] over [x, M_in], each joined
+# weight made once per sequence pass.
+
+
+def _predrnn(layer_norm: bool = False) -> tuple[nn.Module, Tensor]:
+    torch.manual_seed(0)
+    # layers of different widths: the top layer's memory reaches the bottom one through memory_proj
+    model = PredRNNPredictor(
+        1,
+        patch_size=2,
+        num_hidden=[4, 6],
+        filter_size=3,
+        input_length=3,
+        total_length=6,
+        layer_norm=layer_norm,
+    )
+    randomise(model)
+    return model, torch.rand(2, 6, 1, 8, 8)
+
+
+def _count_joins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # the joined weights made, by the convolution joined with the input one
+    made: list[str] = []
+    join = stlstm.SpatioTemporalLSTMCell._join
+
+    def spy(cell: Any, conv: nn.Conv2d, first: int, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+        made.append("hidden" if conv is cell.hidden_conv else "memory")
+        return join(cell, conv, first, dtype)
+
+    monkeypatch.setattr(stlstm.SpatioTemporalLSTMCell, "_join", spy)
+    return made
+
+
+@pytest.mark.parametrize("kernel, memory_channels", [(3, None), (4, 6)])
+def test_the_joined_st_lstm_convolutions_equal_the_three_apart_in_float64(
+    kernel: int, memory_channels: int | None
+) -> None:
+    # an even kernel pads by hand; a wider memory goes through memory_proj
+    cell = SpatioTemporalLSTMCell(3, 4, kernel, memory_channels=memory_channels).double()
+    randomise(cell)
+    gen = torch.Generator().manual_seed(1)
+    x, h = (torch.rand(2, c, 5, 5, generator=gen, dtype=torch.float64) for c in (3, 4))
+    memory = torch.rand(2, memory_channels or 4, 5, 5, generator=gen, dtype=torch.float64)
+    apart = cell._gates(x, (h, h), memory)  # float64 never joins; with gradients the terms are summed
+    assert apart.gates_h is None and apart.gates_mem is None
+    joined = stlstm._Joined(
+        *cell._join(cell.hidden_conv, 0, torch.float64), *cell._join(cell.memory_conv, 4, torch.float64)
+    )
+    terms = cell._joined_gates(x, h, memory, joined)
+    assert terms.gates_h is None and terms.gates_mem is None
+    assert max_err(terms.gates, apart.gates) < 1e-12
+    assert max_err(terms.gates_m, apart.gates_m) < 1e-12
+    assert terms.carried is not None and apart.carried is not None
+    assert torch.equal(terms.carried, apart.carried)
+
+
+def test_a_bf16_predrnn_joins_its_convolutions_once_a_pass_and_gets_the_same_gradients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, frames = _predrnn()
+    cells = list(model.stack.cells)
+
+    def train_step(join: bool) -> tuple[Tensor, dict[str, Tensor], dict[tuple[int, ...], int]]:
+        monkeypatch.setattr(stlstm, "_JOIN_CONVS", join)
+        model.zero_grad(set_to_none=True)
+        with WeightGradCalls() as calls:
+            with torch.autocast("cpu", torch.bfloat16):
+                pred = model(frames).float()
+            F.mse_loss(pred, frames[:, 1:]).backward()
+        return pred.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}, calls.calls
+
+    apart_pred, apart_grads, _ = train_step(False)
+    made = _count_joins(monkeypatch)
+    pred, grads, calls = train_step(True)
+    assert sorted(made) == ["hidden", "hidden", "memory", "memory"]  # each cell's two, once for all steps
+    for cell in cells:
+        Hc, C_in, C_mem = cell.hidden_channels, cell.in_channels, cell.memory_channels
+        # one pooled weight-gradient call per joined weight; the hidden convolution never runs apart
+        assert calls[(4 * Hc, C_in + Hc, 3, 3)] == 1, calls
+        assert calls[(3 * Hc, C_in + C_mem, 3, 3)] == 1, calls
+        assert (4 * Hc, Hc, 3, 3) not in calls, calls
+    assert max_err(pred, apart_pred) <= 0.02 * apart_pred.abs().max().item()
+    assert grads.keys() == apart_grads.keys()
+    for name, grad in grads.items():  # the same sums, rounded differently in bf16
+        scale = apart_grads[name].abs().max().item()
+        assert max_err(grad, apart_grads[name]) <= 0.03 * scale + 1e-6, (
+            name,
+            max_err(grad, apart_grads[name]),
+        )
+    # the joined weights' slabs stay with the cells' parameters from one step to the next
+    owners = {id(conv.weight) for cell in cells for conv in (cell.hidden_conv, cell.memory_conv)}
+    slabs = {key: slab.data_ptr() for key, slab in _pooled._slabs.items() if key[0] in owners}
+    assert {kind for _, kind in slabs} >= {"joined grad", "joined input"}
+    train_step(True)
+    assert slabs == {key: slab.data_ptr() for key, slab in _pooled._slabs.items() if key[0] in owners}
+
+
+def test_a_bf16_forecast_joins_once_and_fp32_or_layer_norm_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _count_joins(monkeypatch)
+
+    def forecast(model: nn.Module, frames: Tensor, bf16: bool) -> Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return model.eval()(frames[:, :3], future=3).float()
+
+    model, frames = _predrnn()
+    joined = forecast(model, frames, True)
+    assert sorted(made) == ["hidden", "hidden", "memory", "memory"]
+    monkeypatch.setattr(stlstm, "_JOIN_CONVS", False)
+    apart = forecast(model, frames, True)
+    assert max_err(joined, apart) <= 0.02 * apart.abs().max().item()
+    monkeypatch.setattr(stlstm, "_JOIN_CONVS", True)
+    made.clear()
+    forecast(model, frames, False)
+    normed, _ = _predrnn(layer_norm=True)
+    forecast(normed, frames, True)
+    assert made == []  # fp32 measured no faster joined; layer norm norms each convolution's term apart
+
+
+def test_the_joined_weights_slabs_go_with_the_cell() -> None:
+    model, frames = _predrnn()
+    with torch.autocast("cpu", torch.bfloat16):
+        F.mse_loss(model(frames).float(), frames[:, 1:]).backward()
+    owners = {id(cell.memory_conv.weight) for cell in model.stack.cells}
+    assert owners <= {key for key, kind in _pooled._slabs if kind == "joined grad"}
+    del model
+    gc.collect()
+    assert not owners & {key for key, _ in _pooled._slabs}

@@ -25,6 +25,9 @@ the caller. On CUDA it is off: it is unmeasured there. A module with forward hoo
 The slabs hold T·B·(C_in + C_out)·H·W values per pooled convolution while its weight lives. Second
 derivatives through a pooled convolution raise an error (``create_graph=True``): turn pooling off for them.
 
+A scope also keeps weights that a cell builds from its parameters (:func:`joined_weight`: the ST-LSTM
+cell's input convolution joined with its hidden and memory ones), made at their first use in a pass.
+
 Without gradients (validation, forecasts) the same scope keeps each fp32 weight's autocast cast: CPU
 autocast caches its casts only for tensors that record gradients, and otherwise cast every weight again
 at every step (129 casts of ConvLSTM-S's 512×128×5×5 weights in one forecast, 8 % of its time).
@@ -35,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -91,10 +94,11 @@ def sequence_pass() -> Iterator[None]:
     _scope.active = True
     _scope.pools = {} if _enabled and grad and not traced else None
     _scope.casts = {} if not grad and not traced else None
+    _scope.joined = None if traced else {}
     try:
         yield
     finally:
-        _scope.active, _scope.pools, _scope.casts = False, None, None
+        _scope.active, _scope.pools, _scope.casts, _scope.joined = False, None, None, None
 
 
 class _ConvArgs(NamedTuple):
@@ -111,9 +115,18 @@ class _Pool:
     in, its arguments, and, during the backward pass, what the steps left for the weight's gradient."""
 
     def __init__(
-        self, weight: Tensor, bias: Tensor | None, args: _ConvArgs, bias_grad: bool, owner: Tensor
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        args: _ConvArgs,
+        bias_grad: bool,
+        owner: Tensor,
+        joined: bool = False,
     ) -> None:
         self.weight, self.bias, self.args, self.owner = weight, bias, args, id(owner)
+        # the slabs' names under the owner: a joined weight's apart from those of the owner's own convolution
+        # (which a sequence's first step may run), so that neither takes the other's every pass
+        self.grad_key, self.input_key = ("joined grad", "joined input") if joined else ("grad", "input")
         # what the weight-gradient calls compute: no input gradient, the weight's, the bias's if it needs one
         self.mask = (False, True, bias_grad)
         self.steps = 0  # convolutions run in the scope
@@ -123,7 +136,7 @@ class _Pool:
     def _clear(self) -> None:
         slab: Tensor | None = getattr(self, "slab", None)
         if slab is not None:  # kept for the weight's next pass
-            _slabs[self.owner, "grad"] = slab
+            _slabs[self.owner, self.grad_key] = slab
         self.inputs: dict[int, Tensor] = {}  # by step, the inputs of the steps whose gradient came in
         # the steps' output gradients, step s at rows s*N:(s+1)*N, copied in as each arrives (still in the
         # cache then; gathered at the end they were read back from memory, which cost more than pooling saved)
@@ -153,7 +166,7 @@ class _Pool:
         gradient in the input's memory format (its rows of the slab), for the input's gradient."""
         if self.slab is None:
             shape = (self.steps * grad.shape[0], *grad.shape[1:])
-            self.slab = _slab((self.owner, "grad"), shape, grad.dtype, grad.device, _format(x))
+            self.slab = _slab((self.owner, self.grad_key), shape, grad.dtype, grad.device, _format(x))
             self.rows = grad.shape[0]
         if grad.shape != (self.rows, *self.slab.shape[1:]) or grad.dtype != self.slab.dtype:
             _, odd_w, odd_b = self.backward(grad, x, self.mask)
@@ -180,11 +193,11 @@ class _Pool:
                 x = xs[0]
             else:  # (T*N, C_in, ...)
                 shape = (sum(t.shape[0] for t in xs), *xs[0].shape[1:])
-                out = _slab((self.owner, "input"), shape, xs[0].dtype, xs[0].device, _format(xs[0]))
+                out = _slab((self.owner, self.input_key), shape, xs[0].dtype, xs[0].device, _format(xs[0]))
                 x = torch.cat(xs, out=out)
             _, grad_w, grad_b = self.backward(slab, x, self.mask)
             if len(xs) > 1:
-                _slabs[self.owner, "input"] = x
+                _slabs[self.owner, self.input_key] = x
         for odd_w, odd_b in self.odd:
             grad_w = odd_w if grad_w is None or odd_w is None else grad_w + odd_w
             grad_b = odd_b if grad_b is None or odd_b is None else grad_b + odd_b
@@ -283,12 +296,17 @@ class _PooledConv(torch.autograd.Function):
 _MIN_MACS_PER_VALUE = 1000
 
 
-def _pool(x: Tensor, weight: Tensor, bias: Tensor | None, args: _ConvArgs) -> _Pool | None:
-    # the active scope's pool of this weight (made on its first call), or None where pooling does not apply
+def _pool(
+    x: Tensor, weight: Tensor, bias: Tensor | None, args: _ConvArgs, owner: Tensor | None = None
+) -> _Pool | None:
+    # the active scope's pool of this weight (made on its first call), or None where pooling does not apply.
+    # owner: the parameter a weight built from parameters (joined_weight) keeps its slabs under
     if torch.compiler.is_compiling():  # a compiled step inside an eager loop (compile: true) stays plain
         return None
     pools: dict[tuple[int, torch.dtype], _Pool] | None = getattr(_scope, "pools", None)
-    if pools is None or x.device.type != "cpu" or not weight.requires_grad or not weight.is_leaf:
+    if pools is None or x.device.type != "cpu" or not weight.requires_grad:
+        return None
+    if owner is None and not weight.is_leaf:
         return None
     dtype = weight.dtype
     if torch.is_autocast_enabled("cpu") and dtype in (torch.float32, torch.bfloat16, torch.float16):
@@ -302,12 +320,13 @@ def _pool(x: Tensor, weight: Tensor, bias: Tensor | None, args: _ConvArgs) -> _P
         return None  # too little weight-gradient work per value copied into the slabs
     pool = pools.get((id(weight), dtype))
     if pool is None:
+        keeper = weight if owner is None else owner  # whose lifetime the slabs follow
         with torch.no_grad():
             cast_b = None if bias is None else bias.to(dtype)
             bias_grad = bias is not None and bias.requires_grad
-            pool = _Pool(weight.to(dtype), cast_b, args, bias_grad, weight)
-        if id(weight) not in _finalizers:
-            _finalizers[id(weight)] = weakref.finalize(weight, _forget, id(weight))
+            pool = _Pool(weight.to(dtype), cast_b, args, bias_grad, keeper, joined=owner is not None)
+        if id(keeper) not in _finalizers:
+            _finalizers[id(keeper)] = weakref.finalize(keeper, _forget, id(keeper))
         pool.token = _PoolGrads.apply(weight, bias, pool)
         pools[(id(weight), dtype)] = pool
     return pool
@@ -338,11 +357,16 @@ def conv(
     padding: Sequence[int],
     dilation: Sequence[int],
     groups: int = 1,
+    *,
+    owner: Tensor | None = None,
 ) -> Tensor:
     """``F.conv2d`` / ``F.conv3d`` (by the weight's dimensions) with explicit padding; inside
-    :func:`sequence_pass`, the weight's gradient pooled or its autocast cast kept where that applies."""
+    :func:`sequence_pass`, the weight's gradient pooled or its autocast cast kept where that applies.
+    ``owner``: for a weight made by :func:`joined_weight`, the parameter whose slabs its pool reuses
+    from one pass to the next (the joined weight itself is new every pass)."""
     if getattr(_scope, "pools", None) is not None:  # only a scope that pools needs the arguments bundled
-        pool = _pool(x, weight, bias, _ConvArgs(list(stride), list(padding), list(dilation), groups))
+        args = _ConvArgs(list(stride), list(padding), list(dilation), groups)
+        pool = _pool(x, weight, bias, args, owner)
         if pool is not None:
             return _PooledConv.apply(x, pool.token, pool)
     cast = _cast(weight, bias, x)
@@ -352,13 +376,31 @@ def conv(
     return run(x, weight, bias, stride, padding, dilation, groups)  # type: ignore[arg-type]
 
 
+def joined_weight(
+    key: tuple[int, str], build: Callable[[], tuple[Tensor, Tensor | None]]
+) -> tuple[Tensor, Tensor | None] | None:
+    """The weight and bias ``build()`` makes from parameters (a cell's convolutions joined into one),
+    made on the first call inside :func:`sequence_pass` and kept for the pass's other steps; ``None``
+    outside a pass (or where it is traced or compiled), where the caller runs its convolutions apart.
+
+    Made once a pass, the joined weight costs one concatenation (and one cast under autocast) per pass,
+    not per step, and its gradient reaches the parameters through that one node."""
+    joined: dict[tuple[int, str], tuple[Tensor, Tensor | None]] | None = getattr(_scope, "joined", None)
+    if joined is None or torch.compiler.is_compiling():
+        return None
+    made = joined.get(key)
+    if made is None:
+        made = joined[key] = build()
+    return made
+
+
 _finalizers: dict[int, weakref.finalize] = {}
 
 
 def _forget(key: int) -> None:
     # the weight is gone: its slabs go, and its id may be reused by another tensor
-    _slabs.pop((key, "grad"), None)
-    _slabs.pop((key, "input"), None)
+    for kind in ("grad", "input", "joined grad", "joined input"):
+        _slabs.pop((key, kind), None)
     _finalizers.pop(key, None)
 
 

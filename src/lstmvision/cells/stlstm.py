@@ -29,6 +29,10 @@ __all__ = ["SpatioTemporalLSTM", "SpatioTemporalLSTMCell", "SpatioTemporalLSTMSt
 
 # a state part given for several rows (layers x directions): stacked in one tensor, or one tensor per row
 _Rows = Tensor | Sequence[Tensor]
+# under reduced precision on the CPU, the input convolution's gates and the hidden (or memory) convolution
+# run as one convolution over [x, h] (or [x, M_in]) inside a sequence pass (SpatioTemporalLSTMCell._joined_gates);
+# tests turn it off to compare the two forms
+_JOIN_CONVS = True
 
 
 class SpatioTemporalLSTMState(NamedTuple):
@@ -41,6 +45,16 @@ class SpatioTemporalLSTMState(NamedTuple):
     h: Tensor
     c: Tensor
     m: Tensor
+
+
+class _Joined(NamedTuple):
+    """The input convolution's gate rows joined with the hidden and the memory convolutions' weights
+    (``SpatioTemporalLSTMCell._joined_weights``), with the gate biases."""
+
+    gates: Tensor  # (4*Hc, C_in + Hc, kh, kw)
+    gates_bias: Tensor | None
+    memory: Tensor  # (3*Hc, C_in + C_mem, kh, kw)
+    memory_bias: Tensor | None
 
 
 class _Terms(NamedTuple):
@@ -244,6 +258,10 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
 
     def _gates(self, x_t: Tensor, state: tuple[Tensor, Tensor] | None, memory: Tensor | None) -> _Terms:
         Hc = self.hidden_channels
+        if state is not None and memory is not None:
+            joined = self._joined_weights(x_t)
+            if joined is not None:
+                return self._joined_gates(x_t, state[0], memory, joined)
         gates_x = self._conv(self.input_conv, x_t)  # (B, 7*Hc, H, W): i, f, g, o, i', f', g'
         if self.norm_x is not None:
             gates_x = self.norm_x(gates_x)
@@ -271,10 +289,56 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
                 gates_m, gates_mem = gates_m + gates_mem, None
         elif self.norm_m is not None:
             gates_m = gates_m + self.norm_m.bias.view(1, -1, 1, 1)
-        carried = memory
-        if memory is not None and self.memory_proj is not None:
-            carried = _pooled.module_conv(self.memory_proj, _fusion.conv_layout(self.memory_channels, memory))
-        return _Terms(gates, gates_h, gates_m, gates_mem, carried)
+        return _Terms(gates, gates_h, gates_m, gates_mem, None if memory is None else self._carried(memory))
+
+    def _carried(self, memory: Tensor) -> Tensor:
+        # M_in as the f'_t ⊙ M_in term reads it: through memory_proj where the memory is wider or narrower
+        if self.memory_proj is None:
+            return memory
+        return _pooled.module_conv(self.memory_proj, _fusion.conv_layout(self.memory_channels, memory))
+
+    def _joined_weights(self, x_t: Tensor) -> _Joined | None:
+        # [W_x(i, f, g, o), W_h] and [W_x(i', f', g'), W_m] with the gate biases, made once per sequence
+        # pass (lstmvision.cells._pooled.joined_weight), where they apply: reduced precision on the CPU,
+        # no layer norm (each term is normed apart), inside a sequence pass. None elsewhere
+        if not _JOIN_CONVS or self.norm_x is not None or x_t.device.type != "cpu":
+            return None
+        low = x_t.dtype in (torch.bfloat16, torch.float16)
+        if not (low or (torch.is_autocast_enabled("cpu") and x_t.dtype == torch.float32)):
+            return None
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x_t.dtype
+        gates = _pooled.joined_weight((id(self), "gates"), lambda: self._join(self.hidden_conv, 0, dtype))
+        memory = _pooled.joined_weight((id(self), "memory"), lambda: self._join(self.memory_conv, 4, dtype))
+        return None if gates is None or memory is None else _Joined(*gates, *memory)
+
+    def _join(self, conv: nn.Conv2d, first: int, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+        # the input convolution's gate rows from `first` (in units of Hc) beside conv's weight, along the
+        # input channels, in the convolutions' dtype and channels-last; and those rows' bias
+        rows = slice(first * self.hidden_channels, first * self.hidden_channels + conv.out_channels)
+        weight = torch.cat([self.input_conv.weight[rows], conv.weight], dim=1).to(dtype)
+        bias = self.input_conv.bias
+        return (
+            weight.contiguous(memory_format=torch.channels_last),
+            None if bias is None else bias[rows].to(dtype),
+        )
+
+    def _joined_gates(self, x_t: Tensor, h: Tensor, memory: Tensor, joined: _Joined) -> _Terms:
+        # (i, f, g, o) = [W_x, W_h] * [x, h] + b and (i', f', g') = [W'_x, W_m] * [x, M_in] + b': one
+        # convolution each instead of three and two adds. PredRNN 4x64, bf16, B=16: the training step took
+        # 0.94x the time (its weight gradients pooled), the forecast 0.94x (docs/predrnn.md)
+        dtype = joined.gates.dtype
+        x = x_t.to(dtype)
+        xh, xm = torch.cat([x, h.to(dtype)], dim=1), torch.cat([x, memory.to(dtype)], dim=1)
+        gates = self._conv_joined(xh, joined.gates, joined.gates_bias, self.hidden_conv.weight)
+        gates_m = self._conv_joined(xm, joined.memory, joined.memory_bias, self.memory_conv.weight)
+        return _Terms(gates, None, gates_m, None, self._carried(memory))
+
+    def _conv_joined(self, x: Tensor, weight: Tensor, bias: Tensor | None, owner: Tensor) -> Tensor:
+        # owner: the parameter whose slabs the joined weight's pooled gradient reuses (one per joined weight)
+        conv = self.input_conv  # the joined convolutions share its kernel, padding, stride and dilation
+        x = (x if self._pad is None else F.pad(x, self._pad)).contiguous(memory_format=torch.channels_last)
+        padding = cast(tuple[int, int], conv.padding)
+        return _pooled.conv(x, weight, bias, conv.stride, padding, conv.dilation, owner=owner)
 
     def _output(self, o: Tensor, cm: Tensor, o_h: Tensor | None) -> Tensor:
         # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W);
