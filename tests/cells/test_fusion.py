@@ -135,14 +135,21 @@ def test_no_recompilation_over_steps_horizons_and_batch_sizes() -> None:
             y = layer(torch.rand(B, T, 2, 6, 6))[0]
         y.float().sum().backward()
 
+    def forecast(B: int, T: int, H: int, W: int) -> None:
+        with torch.no_grad(), gate_fusion(True), torch.autocast("cpu", torch.bfloat16):
+            layer(torch.rand(B, T, 2, H, W))
+
     train_step(2, 3)
+    assert _fusion._forms_compiled == 2, "expected the forward and the backward of lstm_gates"
+    # a forecast has a form of its own: training joins the two convolutions, so its gates come summed,
+    # where a forecast hands both terms to the gate function
+    forecast(2, 3, 6, 6)
     compiled = _fusion._forms_compiled
-    assert compiled == 2, f"expected the forward and the backward of lstm_gates, got {compiled} forms"
+    assert compiled == 3, f"expected a third form for the forecast, got {compiled} forms"
     assert not _fusion._traced_broken and not _fusion._broken
     train_step(2, 7)
     train_step(3, 7)
-    with torch.no_grad(), gate_fusion(True), torch.autocast("cpu", torch.bfloat16):
-        layer(torch.rand(5, 4, 2, 9, 7))  # a forecast: the forward's form, at another size
+    forecast(5, 4, 9, 7)  # at another size
     after = _fusion._forms_compiled
     assert after == compiled, f"recompiled: {compiled} forms after the first sequence, {after} after more"
 

@@ -22,6 +22,7 @@ from lstmvision.cells import (
     SpatioTemporalLSTM,
     SpatioTemporalLSTMCell,
     _pooled,
+    convlstm,
     sequence_pass,
     set_weight_grad_pooling,
     stlstm,
@@ -77,13 +78,15 @@ def _conv_weights(layer: nn.Module) -> list[tuple[int, ...]]:
 
 
 @pytest.fixture
-def st_convs_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the ST-LSTM cell's convolutions one by one, as layer norm keeps them: under bf16 the cell otherwise
-    # joins its input convolution with the hidden and the memory ones (tested below)
+def convs_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the cells' convolutions one by one, as layer norm keeps them: under bf16 the ConvLSTM cell (in
+    # training) and the ST-LSTM cell otherwise join their input convolution with the recurrent ones
+    # (tested below)
     monkeypatch.setattr(stlstm, "_JOIN_CONVS", False)
+    monkeypatch.setattr(convlstm, "_JOIN_CONVS", False)
 
 
-@pytest.mark.usefixtures("st_convs_apart")
+@pytest.mark.usefixtures("convs_apart")
 @pytest.mark.parametrize("name", ["convlstm", "stlstm", "e3dlstm"])
 def test_bf16_weight_gradients_come_from_one_call_per_weight_and_equal_the_per_step_sum(name: str) -> None:
     layer, x = _layers()[name]
@@ -130,7 +133,7 @@ def test_pooled_bf16_gradients_lie_closer_to_fp32_than_the_per_step_sum() -> Non
 
 
 @pytest.mark.parametrize("model_class", [ConvLSTMPredictor, PredRNNPredictor, E3DLSTMPredictor])
-@pytest.mark.usefixtures("st_convs_apart")
+@pytest.mark.usefixtures("convs_apart")
 def test_every_predictor_pools_under_bf16(model_class: Callable[..., nn.Module]) -> None:
     torch.manual_seed(0)
     model = model_class(1, patch_size=2, num_hidden=[4, 4], filter_size=3, input_length=3, total_length=6)
@@ -221,6 +224,7 @@ def test_the_switch_refuses_a_non_bool() -> None:
         set_weight_grad_pooling("yes")  # type: ignore[arg-type]
 
 
+@pytest.mark.usefixtures("convs_apart")
 def test_only_convolutions_with_enough_work_per_copied_value_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_pooled, "_MIN_MACS_PER_VALUE", 1000)
     T = 3
@@ -247,7 +251,7 @@ def _weight_casts(run: Callable[[], Tensor], shapes: list[tuple[int, ...]]) -> t
 
 
 @pytest.mark.parametrize("model_class", [ConvLSTMPredictor, PredRNNPredictor])
-@pytest.mark.usefixtures("st_convs_apart")
+@pytest.mark.usefixtures("convs_apart")
 def test_a_bf16_forecast_casts_each_cell_weight_once_and_forecasts_the_same(
     model_class: Callable[..., nn.Module], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,7 +294,7 @@ def test_the_environment_switch_reads_off_values_and_warns_on_a_typo(
     assert f"{name}='offf' is not 0/1/true/false/on/off; weight-gradient pooling stays on" in caplog.text
 
 
-@pytest.mark.usefixtures("st_convs_apart")
+@pytest.mark.usefixtures("convs_apart")
 def test_the_st_lstm_gate_gradients_reach_the_convolutions_channels_last(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -447,3 +451,106 @@ def test_the_joined_weights_slabs_go_with_the_cell() -> None:
     del model
     gc.collect()
     assert not owners & {key for key, _ in _pooled._slabs}
+
+
+# The ConvLSTM cell in bf16 training joins input_conv and hidden_conv: [W_x, W_h] over [x, h].
+
+
+def _count_convlstm_joins(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    join = convlstm.ConvLSTMCell._join
+
+    def spy(cell: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+        made.append(id(cell))
+        return join(cell, dtype)
+
+    monkeypatch.setattr(convlstm.ConvLSTMCell, "_join", spy)
+    return made
+
+
+@pytest.mark.parametrize("kernel", [3, 4])
+def test_the_joined_convlstm_convolutions_equal_the_two_apart_in_float64(kernel: int) -> None:
+    cell = convlstm.ConvLSTMCell(3, 4, kernel).double()  # an even kernel pads one more at the end
+    randomise(cell)
+    gen = torch.Generator().manual_seed(1)
+    x, h = (torch.rand(2, c, 5, 6, generator=gen, dtype=torch.float64) for c in (3, 4))
+    apart = cell.input_gates(x) + cell.hidden_conv(
+        h if cell._hidden_pad is None else F.pad(h, cell._hidden_pad)
+    )
+    joined = cell._joined_gates(x, h, cell._join(torch.float64))
+    assert max_err(joined, apart) < 1e-12
+
+
+def test_bf16_convlstm_training_joins_once_a_pass_with_the_same_gradients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch.manual_seed(0)
+    # widths unlike the 4 patch channels, so that no two convolutions share a weight shape
+    model = ConvLSTMPredictor(
+        1, patch_size=2, num_hidden=[5, 6], filter_size=3, input_length=3, total_length=6
+    )
+    randomise(model)
+    frames = torch.rand(2, 6, 1, 8, 8)
+    cells = list(model.cells)
+
+    def train_step(join: bool) -> tuple[Tensor, dict[str, Tensor], dict[tuple[int, ...], int]]:
+        monkeypatch.setattr(convlstm, "_JOIN_CONVS", join)
+        model.zero_grad(set_to_none=True)
+        with WeightGradCalls() as calls:
+            with torch.autocast("cpu", torch.bfloat16):
+                pred = model(frames, sampling_prob=0.5).float()
+            F.mse_loss(pred, frames[:, 1:]).backward()
+        return pred.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}, calls.calls
+
+    torch.manual_seed(1)  # the same sampling draws in both runs
+    apart_pred, apart_grads, _ = train_step(False)
+    made = _count_convlstm_joins(monkeypatch)
+    torch.manual_seed(1)
+    pred, grads, calls = train_step(True)
+    assert sorted(made) == sorted(id(cell) for cell in cells)  # once per cell for all steps
+    for cell in cells:
+        C_in, Hc = cell.in_channels, cell.hidden_channels
+        assert calls[(4 * Hc, C_in + Hc, 3, 3)] == 1, calls  # one pooled weight gradient
+        assert (4 * Hc, Hc, 3, 3) not in calls, calls  # hidden_conv never runs apart
+    assert max_err(pred, apart_pred) <= 0.02 * apart_pred.abs().max().item()
+    assert grads.keys() == apart_grads.keys()
+    for name, grad in grads.items():
+        scale = apart_grads[name].abs().max().item()
+        assert max_err(grad, apart_grads[name]) <= 0.03 * scale + 1e-6, (
+            name,
+            max_err(grad, apart_grads[name]),
+        )
+    made.clear()
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        model.eval()(frames[:, :3], future=3)
+    assert made == []  # a forecast runs them apart: measured faster there
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(stride=2), dict(padding="valid"), dict(dilation=2), dict(layer_norm=True), dict(hook=True)],
+    ids=["stride", "valid", "dilation", "layer_norm", "hook"],
+)
+def test_a_convlstm_whose_convolutions_cannot_join_runs_them_apart(
+    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = options.pop("hook", False)
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, 4, 3, **options)
+    randomise(layer)
+    seen: list[int] = []
+    if hook:
+        layer.cells[0].hidden_conv.register_forward_hook(lambda m, args, out: seen.append(1))
+    x = torch.rand(2, 4, 2, 9, 9)
+    made = _count_convlstm_joins(monkeypatch)
+
+    def grads(join: bool) -> list[Tensor]:
+        monkeypatch.setattr(convlstm, "_JOIN_CONVS", join)
+        layer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", torch.bfloat16):
+            layer(x)[0].float().square().mean().backward()
+        return [p.grad.clone() for p in layer.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(grads(True), grads(False)))
+    assert made == []
+    assert seen == ([1] * 3 * 2 if hook else [])  # both runs, every step but the first

@@ -376,6 +376,17 @@ def conv(
     return run(x, weight, bias, stride, padding, dilation, groups)  # type: ignore[arg-type]
 
 
+def join_dtype(x: Tensor) -> torch.dtype | None:
+    """The dtype in which a cell joins its convolutions for input ``x`` (:func:`joined_weight`): autocast's
+    under CPU autocast, bf16 or fp16 where ``x`` has it, ``None`` elsewhere (fp32 or float64 without
+    autocast, where joining was not measured faster; another device, where it was not measured)."""
+    if x.device.type != "cpu":
+        return None
+    if torch.is_autocast_enabled("cpu") and x.dtype in (torch.float32, torch.bfloat16, torch.float16):
+        return torch.get_autocast_dtype("cpu")
+    return x.dtype if x.dtype in (torch.bfloat16, torch.float16) else None
+
+
 def joined_weight(
     key: tuple[int, str], build: Callable[[], tuple[Tensor, Tensor | None]]
 ) -> tuple[Tensor, Tensor | None] | None:
@@ -409,10 +420,17 @@ def module_conv(module: nn.Conv2d | nn.Conv3d, x: Tensor) -> Tensor:
     hooks, a subclass (a parametrised weight, say) or padding other than zeros given as numbers or
     "valid" is called as it is."""
     padding = (0,) * (x.dim() - 2) if module.padding == "valid" else module.padding
-    plain = type(module) not in (nn.Conv2d, nn.Conv3d) or module.padding_mode != "zeros"
-    if plain or isinstance(padding, str) or _hooked(module):
+    if not bare(module) or isinstance(padding, str):
         return module(x)
     return conv(x, module.weight, module.bias, module.stride, padding, module.dilation, module.groups)
+
+
+def bare(module: nn.Module) -> bool:
+    """Whether a convolution module may be run by its weight alone (:func:`module_conv`, or joined with
+    another by a cell): a plain ``nn.Conv2d``/``nn.Conv3d`` (not a subclass, whose weight may be
+    parametrised), zero padding, and no forward hook that must see the call."""
+    plain = type(module) in (nn.Conv2d, nn.Conv3d) and getattr(module, "padding_mode", None) == "zeros"
+    return plain and not _hooked(module)
 
 
 def _hooked(module: nn.Module) -> bool:

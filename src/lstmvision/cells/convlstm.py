@@ -25,6 +25,9 @@ _Pair = int | tuple[int, int]
 _Padding = Literal["same", "valid"] | int | tuple[int, int]
 # (input-dropout mask, recurrent-dropout mask); None where that dropout is off
 _Masks = tuple[Tensor | None, Tensor | None]
+# in training under reduced precision on the CPU, input_conv and hidden_conv run as one convolution over
+# [x, h] inside a sequence pass (ConvLSTMCell._joined_gates); tests turn it off to compare the two forms
+_JOIN_CONVS = True
 
 
 class ConvLSTMState(NamedTuple):
@@ -148,6 +151,10 @@ class ConvLSTMCell(NotScriptable, nn.Module):
         self.norm_x = nn.GroupNorm(4, gates) if layer_norm else None
         self.norm_h = nn.GroupNorm(4, gates) if layer_norm else None
         self.norm_c = nn.GroupNorm(1, hidden_channels) if layer_norm else None
+        # the two convolutions can be one over [x, h] where they see the same grid the same way ("same" at
+        # stride 1 without dilation) and no norm lies between their terms
+        self._joinable = self.padding == "same" and self.stride == (1, 1) and self.dilation == (1, 1)
+        self._joinable = self._joinable and not layer_norm
         shift = self.norm_x.bias if self.norm_x is not None else self.input_conv.bias
         if shift is not None:
             with torch.no_grad():
@@ -232,22 +239,66 @@ class ConvLSTMCell(NotScriptable, nn.Module):
                         f"ConvLSTMCell state {name} must be {expected}, got {tuple(tensor.shape)}"
                     )
         in_mask, rec_mask = dropout_masks if dropout_masks is not None else self.sample_dropout_masks(x_t)
+        state = None if state is None else ConvLSTMState(*state)
         if gates_x is None:
-            gates_x = self.input_gates(x_t if in_mask is None else x_t * in_mask)
-        elif tuple(gates_x.shape) != (B, 4 * expected[1], *expected[2:]):
+            return self._frame_step(x_t if in_mask is None else x_t * in_mask, state, rec_mask)
+        if tuple(gates_x.shape) != (B, 4 * expected[1], *expected[2:]):
             raise ValueError(
                 f"gates_x must be {(B, 4 * expected[1], *expected[2:])}, got {tuple(gates_x.shape)}"
             )
-        return self._step(gates_x, None if state is None else ConvLSTMState(*state), rec_mask)
+        return self._step(gates_x, state, rec_mask)
+
+    def _frame_step(
+        self, x: Tensor, state: ConvLSTMState | None, rec_mask: Tensor | None
+    ) -> tuple[Tensor, ConvLSTMState]:
+        # one step from a frame (its input dropout applied): both convolutions joined where that applies
+        if state is not None:
+            joined = self._joined_weight(x)
+            if joined is not None:
+                h = state.h if rec_mask is None else state.h * rec_mask
+                return self._step(self._joined_gates(x, h, joined), state, rec_mask, summed=True)
+        return self._step(self.input_gates(x), state, rec_mask)
+
+    def _joined_weight(self, x: Tensor) -> tuple[Tensor, Tensor | None] | None:
+        # [W_x, W_h] and the bias, made once per sequence pass (lstmvision.cells._pooled.joined_weight), with
+        # gradients under reduced precision on the CPU for a cell whose convolutions can join. Demo 2x32,
+        # bf16, B=16: the training step took 0.93x the time; the forecast took 1.03x, so it is not joined
+        # (docs/convlstm.md)
+        dtype = _pooled.join_dtype(x)
+        if not _JOIN_CONVS or not self._joinable or dtype is None or not torch.is_grad_enabled():
+            return None
+        if not (_pooled.bare(self.input_conv) and _pooled.bare(self.hidden_conv)):
+            return None  # a hook must see its convolution's call, a parametrised weight be read as such
+        return _pooled.joined_weight((id(self), "gates"), lambda: self._join(dtype))
+
+    def _join(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+        # [W_x, W_h] along the input channels in the convolutions' dtype, channels-last; and the bias
+        weight = torch.cat([self.input_conv.weight, self.hidden_conv.weight], dim=1).to(dtype)
+        bias = self.input_conv.bias
+        return weight.contiguous(memory_format=torch.channels_last), None if bias is None else bias.to(dtype)
+
+    def _joined_gates(self, x: Tensor, h: Tensor, joined: tuple[Tensor, Tensor | None]) -> Tensor:
+        # W_x * x + W_h * h + b as [W_x, W_h] * [x, h] + b: hidden_conv's padding then serves both ("same"
+        # at stride 1); the pooled weight gradient keeps its slabs under hidden_conv's weight
+        weight, bias = joined
+        xh = torch.cat([x.to(weight.dtype), h.to(weight.dtype)], dim=1)
+        xh = (xh if self._hidden_pad is None else F.pad(xh, self._hidden_pad)).contiguous(
+            memory_format=torch.channels_last
+        )
+        padding = cast(tuple[int, int], self.hidden_conv.padding)
+        return _pooled.conv(xh, weight, bias, (1, 1), padding, (1, 1), owner=self.hidden_conv.weight)
 
     def _step(
-        self, gates_x: Tensor, state: ConvLSTMState | None, rec_mask: Tensor | None
+        self, gates_x: Tensor, state: ConvLSTMState | None, rec_mask: Tensor | None, *, summed: bool = False
     ) -> tuple[Tensor, ConvLSTMState]:
-        # the time loop's fast path: inputs were validated once at the boundary
+        # the time loop's fast path: inputs were validated once at the boundary. summed: gates_x holds the
+        # hidden convolution's term too (_joined_gates)
         gates_h = None
         if state is None:
             # a zero state adds no conv term and no memory; the hidden norm of zeros is just its shift
             gates = gates_x if self.norm_h is None else gates_x + self.norm_h.bias.view(1, -1, 1, 1)
+        elif summed:
+            gates = gates_x
         else:
             h = state.h if rec_mask is None else state.h * rec_mask
             h = h if self._hidden_pad is None else F.pad(h, self._hidden_pad)
@@ -430,8 +481,10 @@ class ConvLSTM(NotScriptable, nn.Module):
             steps = x.unbind(1)  # T x (B, C, H, W)
         outputs = []
         for t, step in enumerate(steps):
-            gates_x = step if self.hoist_input_conv else cell.input_gates(step)
-            h, new = cell._step(gates_x, state, rec_mask)
+            if self.hoist_input_conv:
+                h, new = cell._step(step, state, rec_mask)
+            else:
+                h, new = cell._frame_step(step, state, rec_mask)
             if t >= min_len and lengths is not None and state is not None:
                 valid = (t < lengths).view(B, 1, 1, 1)  # clips past their length keep state, output 0
                 new = ConvLSTMState(torch.where(valid, new.h, state.h), torch.where(valid, new.c, state.c))

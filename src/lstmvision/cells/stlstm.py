@@ -301,12 +301,11 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         # [W_x(i, f, g, o), W_h] and [W_x(i', f', g'), W_m] with the gate biases, made once per sequence
         # pass (lstmvision.cells._pooled.joined_weight), where they apply: reduced precision on the CPU,
         # no layer norm (each term is normed apart), inside a sequence pass. None elsewhere
-        if not _JOIN_CONVS or self.norm_x is not None or x_t.device.type != "cpu":
+        dtype = _pooled.join_dtype(x_t)
+        if not _JOIN_CONVS or self.norm_x is not None or dtype is None:
             return None
-        low = x_t.dtype in (torch.bfloat16, torch.float16)
-        if not (low or (torch.is_autocast_enabled("cpu") and x_t.dtype == torch.float32)):
-            return None
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x_t.dtype
+        if not all(_pooled.bare(conv) for conv in (self.input_conv, self.hidden_conv, self.memory_conv)):
+            return None  # a hook must see its convolution's call, a parametrised weight be read as such
         gates = _pooled.joined_weight((id(self), "gates"), lambda: self._join(self.hidden_conv, 0, dtype))
         memory = _pooled.joined_weight((id(self), "memory"), lambda: self._join(self.memory_conv, 4, dtype))
         return None if gates is None or memory is None else _Joined(*gates, *memory)
