@@ -25,8 +25,9 @@ the caller. On CUDA it is off: it is unmeasured there. A module with forward hoo
 The slabs hold T·B·(C_in + C_out)·H·W values per pooled convolution while its weight lives. Second
 derivatives through a pooled convolution raise an error (``create_graph=True``): turn pooling off for them.
 
-A scope also keeps weights that a cell builds from its parameters (:func:`joined_weight`: the ST-LSTM
-cell's input convolution joined with its hidden and memory ones), made at their first use in a pass.
+A scope also keeps weights that a cell builds from its parameters (:func:`joined_weight`: a cell's input
+convolution joined with its recurrent ones, in the ConvLSTM and ST-LSTM cells), made at their first use
+in a pass.
 
 Without gradients (validation, forecasts) the same scope keeps each fp32 weight's autocast cast: CPU
 autocast caches its casts only for tensors that record gradients, and otherwise cast every weight again
