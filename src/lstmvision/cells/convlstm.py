@@ -60,6 +60,9 @@ class ConvLSTMCell(NotScriptable, nn.Module):
     The gate arithmetic after the convolutions runs in float32 as one function, compiled on first use
     under reduced precision (``lstmvision.cells.set_gate_fusion``); under autocast ``c`` is kept in
     float32 and ``h`` has the convolutions' dtype. The peephole and layer-norm variants run it op by op.
+    In bf16 training on the CPU, inside a sequence pass, the two convolutions run as one of
+    ``[W_x, W_h]`` over ``[x, h]`` where their geometry allows ("same" at stride 1, no dilation, no layer
+    norm); the parameters stay the two modules' (docs/convlstm.md, "Performance").
 
     Args:
         in_channels: channels C of ``x_t``.

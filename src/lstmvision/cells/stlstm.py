@@ -92,7 +92,10 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
 
     The gate arithmetic runs in float32 in two fused functions (``C_t``, ``M_t``, then ``H_t``), compiled
     on first use under reduced precision (``lstmvision.cells.set_gate_fusion``), every variant included;
-    under autocast ``c`` and ``m`` are kept in float32 and ``h`` has the convolutions' dtype.
+    under autocast ``c`` and ``m`` are kept in float32 and ``h`` has the convolutions' dtype. Under reduced
+    precision on the CPU, inside a sequence pass and without layer norm, the input convolution runs joined
+    with the hidden and the memory ones (``[W_x, W_h]`` over ``[x, h]``, ``[W'_x, W_m]`` over
+    ``[x, M_in]``); the parameters stay the modules' (docs/predrnn.md, "Joined convolutions").
 
     Args:
         in_channels: channels C of ``x_t``.
