@@ -388,6 +388,34 @@ def join_dtype(x: Tensor) -> torch.dtype | None:
     return x.dtype if x.dtype in (torch.bfloat16, torch.float16) else None
 
 
+def join_weights(
+    weights: Sequence[Tensor], bias: Tensor | None, dtype: torch.dtype
+) -> tuple[Tensor, Tensor | None]:
+    """Convolution weights side by side along their input channels, in ``dtype`` and channels-last, and
+    ``bias`` in ``dtype``: the weight and bias of one convolution over the inputs concatenated in the
+    same order (what a cell's :func:`joined_weight` builds)."""
+    weight = torch.cat(list(weights), dim=1).to(dtype).contiguous(memory_format=torch.channels_last)
+    return weight, None if bias is None else bias.to(dtype)
+
+
+def joined_conv(
+    inputs: Sequence[Tensor],
+    joined: tuple[Tensor, Tensor | None],
+    padding: Sequence[int],
+    owner: Tensor,
+    pad: tuple[int, ...] | None = None,
+) -> Tensor:
+    """The stride-1 convolution of a joined weight and bias (:func:`join_weights`) over ``inputs``
+    concatenated along their channels in the weight's dtype, channels-last: ``F.pad`` by ``pad`` first
+    where given (an even kernel's "same"), then ``padding``. Inside :func:`sequence_pass` its pooled
+    weight gradient keeps its slabs under ``owner`` (see :func:`conv`)."""
+    weight, bias = joined
+    x = torch.cat([t.to(weight.dtype) for t in inputs], dim=1)
+    x = (x if pad is None else F.pad(x, pad)).contiguous(memory_format=torch.channels_last)
+    ones = [1] * (weight.dim() - 2)
+    return conv(x, weight, bias, ones, padding, ones, owner=owner)
+
+
 def joined_weight(
     key: tuple[int, str], build: Callable[[], tuple[Tensor, Tensor | None]]
 ) -> tuple[Tensor, Tensor | None] | None:

@@ -275,21 +275,16 @@ class ConvLSTMCell(NotScriptable, nn.Module):
         return _pooled.joined_weight((id(self), "gates"), lambda: self._join(dtype))
 
     def _join(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
-        # [W_x, W_h] along the input channels in the convolutions' dtype, channels-last; and the bias
-        weight = torch.cat([self.input_conv.weight, self.hidden_conv.weight], dim=1).to(dtype)
-        bias = self.input_conv.bias
-        return weight.contiguous(memory_format=torch.channels_last), None if bias is None else bias.to(dtype)
+        # [W_x, W_h] along the input channels, and the bias
+        return _pooled.join_weights(
+            [self.input_conv.weight, self.hidden_conv.weight], self.input_conv.bias, dtype
+        )
 
     def _joined_gates(self, x: Tensor, h: Tensor, joined: tuple[Tensor, Tensor | None]) -> Tensor:
         # W_x * x + W_h * h + b as [W_x, W_h] * [x, h] + b: hidden_conv's padding then serves both ("same"
         # at stride 1); the pooled weight gradient keeps its slabs under hidden_conv's weight
-        weight, bias = joined
-        xh = torch.cat([x.to(weight.dtype), h.to(weight.dtype)], dim=1)
-        xh = (xh if self._hidden_pad is None else F.pad(xh, self._hidden_pad)).contiguous(
-            memory_format=torch.channels_last
-        )
         padding = cast(tuple[int, int], self.hidden_conv.padding)
-        return _pooled.conv(xh, weight, bias, (1, 1), padding, (1, 1), owner=self.hidden_conv.weight)
+        return _pooled.joined_conv([x, h], joined, padding, self.hidden_conv.weight, self._hidden_pad)
 
     def _step(
         self, gates_x: Tensor, state: ConvLSTMState | None, rec_mask: Tensor | None, *, summed: bool = False

@@ -314,33 +314,28 @@ class SpatioTemporalLSTMCell(NotScriptable, nn.Module):
         return None if gates is None or memory is None else _Joined(*gates, *memory)
 
     def _join(self, conv: nn.Conv2d, first: int, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
-        # the input convolution's gate rows from `first` (in units of Hc) beside conv's weight, along the
-        # input channels, in the convolutions' dtype and channels-last; and those rows' bias
+        # the input convolution's gate rows from `first` (in units of Hc) beside conv's weight, and those
+        # rows' bias
         rows = slice(first * self.hidden_channels, first * self.hidden_channels + conv.out_channels)
-        weight = torch.cat([self.input_conv.weight[rows], conv.weight], dim=1).to(dtype)
         bias = self.input_conv.bias
-        return (
-            weight.contiguous(memory_format=torch.channels_last),
-            None if bias is None else bias[rows].to(dtype),
+        return _pooled.join_weights(
+            [self.input_conv.weight[rows], conv.weight], None if bias is None else bias[rows], dtype
         )
 
     def _joined_gates(self, x_t: Tensor, h: Tensor, memory: Tensor, joined: _Joined) -> _Terms:
         # (i, f, g, o) = [W_x, W_h] * [x, h] + b and (i', f', g') = [W'_x, W_m] * [x, M_in] + b': one
         # convolution each instead of three and two adds. PredRNN 4x64, bf16, B=16: the training step took
-        # 0.94x the time (its weight gradients pooled), the forecast 0.94x (docs/predrnn.md)
-        dtype = joined.gates.dtype
-        x = x_t.to(dtype)
-        xh, xm = torch.cat([x, h.to(dtype)], dim=1), torch.cat([x, memory.to(dtype)], dim=1)
-        gates = self._conv_joined(xh, joined.gates, joined.gates_bias, self.hidden_conv.weight)
-        gates_m = self._conv_joined(xm, joined.memory, joined.memory_bias, self.memory_conv.weight)
+        # 0.94x the time (its weight gradients pooled), the forecast 0.94x (docs/predrnn.md). The joined
+        # convolutions share the input convolution's kernel and padding; each weight's pooled gradient keeps
+        # its slabs under the convolution joined with the input one
+        padding = cast(tuple[int, int], self.input_conv.padding)
+        gates = _pooled.joined_conv(
+            [x_t, h], (joined.gates, joined.gates_bias), padding, self.hidden_conv.weight, self._pad
+        )
+        gates_m = _pooled.joined_conv(
+            [x_t, memory], (joined.memory, joined.memory_bias), padding, self.memory_conv.weight, self._pad
+        )
         return _Terms(gates, None, gates_m, None, self._carried(memory))
-
-    def _conv_joined(self, x: Tensor, weight: Tensor, bias: Tensor | None, owner: Tensor) -> Tensor:
-        # owner: the parameter whose slabs the joined weight's pooled gradient reuses (one per joined weight)
-        conv = self.input_conv  # the joined convolutions share its kernel, padding, stride and dilation
-        x = (x if self._pad is None else F.pad(x, self._pad)).contiguous(memory_format=torch.channels_last)
-        padding = cast(tuple[int, int], conv.padding)
-        return _pooled.conv(x, weight, bias, conv.stride, padding, conv.dilation, owner=owner)
 
     def _output(self, o: Tensor, cm: Tensor, o_h: Tensor | None) -> Tensor:
         # H_t = σ(o + W_co * C_t + W_mo * M_t) ⊙ tanh(W_1x1 * [C_t, M_t]), cm = [C_t, M_t] (B, 2*Hc, H, W);
