@@ -44,6 +44,7 @@ zoo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/precision.py
+	$(BIN)/python benchmarks/breakdown.py --models demo,convlstm_s,predrnn,e3d
 	$(BIN)/python benchmarks/weight_grads.py
 	$(BIN)/python benchmarks/convlstm.py
 	$(BIN)/python benchmarks/e3d_predrnn.py
