@@ -36,7 +36,7 @@ import copy
 import statistics
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import torch
@@ -51,7 +51,8 @@ from precision import (
     _specs,
     counted,
     forecast,
-    peak_call,
+    layout_rates,
+    peak_variants,
     train_step,
 )
 from timing import interleaved_medians, load_average
@@ -89,21 +90,11 @@ def conv_flops(fn: Callable[[], None]) -> int:
     return sum(n for op, n in ops.items() if "convolution" in str(op))
 
 
-def peak(convs: dict[Conv, int]) -> float:
+def peak(convs: Counter[Conv]) -> float:
     """GFLOP/s of the forward convolutions ``convs`` (signature -> calls) run alone, each weighted by its
     calls, in the best of the model's layout, NCHW and channels-last (``precision.py``'s peak)."""
-    variants, flops = {}, {}
-    for layout in ("model", "NCHW", "channels-last"):
-        for n, conv in enumerate(convs):
-            name = f"{layout} {n}"
-            variants[name], flops[name] = peak_call(conv, layout)
-    median = interleaved_medians(variants, *PEAK_ROUNDS)
-    rates = []
-    for layout in ("model", "NCHW", "channels-last"):
-        names = [(f"{layout} {n}", calls) for n, calls in enumerate(convs.values())]
-        total = sum(flops[name] * calls for name, calls in names)
-        rates.append(total / sum(median[name] * calls for name, calls in names) / 1e9)
-    return max(rates)
+    variants, flops = peak_variants(convs, "")
+    return max(layout_rates(interleaved_medians(variants, *PEAK_ROUNDS), flops, "").values())
 
 
 def breakdown(spec: Spec, kind: str, bf16: bool, calls: int) -> str:

@@ -78,6 +78,7 @@ _FUSION_MODULE = getattr(lstmvision.cells, "_fusion", None)
 # the weight-layout rule of a task's run; absent in versions without it (weights then stay as built)
 _MATCH_LAYOUT = getattr(lstmvision.cells, "match_weight_layout", None)
 PRECISIONS = ("fp32", "bf16")
+LAYOUTS = ("model", "NCHW", "channels-last")  # the peak's layouts; the best of them is the peak
 
 
 # ---------------------------------------------------------------------------------- naive references
@@ -366,6 +367,34 @@ def peak_call(conv: Conv, layout: str) -> tuple[Callable[[], None], int]:
     return run, counter.get_total_flops()
 
 
+def peak_variants(
+    convs: Counter[Conv], prefix: str
+) -> tuple[dict[str, Callable[[], None]], dict[str, tuple[int, int]]]:
+    """The peak's timed calls of ``convs`` (signature -> calls per forecast) in each layout, named
+    ``f"{prefix}{layout} {n}"``, and for each name (FLOPs of one timing, calls per forecast)."""
+    variants, flops = {}, {}
+    for layout in LAYOUTS:
+        for n, (conv, calls) in enumerate(convs.items()):
+            name = f"{prefix}{layout} {n}"
+            variants[name], one = peak_call(conv, layout)
+            flops[name] = (one, calls)
+    return variants, flops
+
+
+def layout_rates(
+    median: dict[str, float], flops: dict[str, tuple[int, int]], prefix: str
+) -> dict[str, float]:
+    """GFLOP/s of the peak in each layout from the medians of :func:`peak_variants`' calls: every
+    distinct convolution weighted by its calls per forecast."""
+    rates = {}
+    for layout in LAYOUTS:
+        names = [name for name in flops if name.startswith(f"{prefix}{layout} ")]
+        total = sum(flops[name][0] / PEAK_CALLS * flops[name][1] for name in names)
+        seconds = sum(median[name] / PEAK_CALLS * flops[name][1] for name in names)
+        rates[layout] = total / seconds / 1e9
+    return rates
+
+
 def counted(fn: Callable[[], None]) -> tuple[int, Counter[Conv]]:
     """FLOPs of one call of ``fn`` and the forward convolutions it made."""
     with FlopCounterMode(display=False, custom_mapping=_ATTENTION) as counter, ConvRecorder() as recorder:
@@ -478,12 +507,10 @@ def bench(
         warm.append(make(frames[:WARM_CLIPS]))
     peak_flops: dict[str, tuple[int, int]] = {}  # variant -> (FLOPs of one timing, calls per forecast)
     for precision in precisions:
-        for layout in ("model", "NCHW", "channels-last"):
-            for n, (conv, calls) in enumerate(convs[precision].items()):
-                name = f"peak {precision} {layout} {n}"
-                variants[name], one = peak_call(conv, layout)
-                peak_flops[name] = (one, calls)
-                warm.append(variants[name])
+        calls, flops_of = peak_variants(convs[precision], f"peak {precision} ")
+        variants.update(calls)
+        peak_flops.update(flops_of)
+        warm.extend(calls.values())
     with _timed(f"warm-up, models on {WARM_CLIPS} clips"):
         for fn in warm:
             fn()
@@ -495,13 +522,7 @@ def bench(
     peak_lines, rows = [], []
     peaks: dict[str, float] = {}
     for precision in precisions:
-        rates = {}
-        for layout in ("model", "NCHW", "channels-last"):
-            names = [name for name in peak_flops if name.startswith(f"peak {precision} {layout} ")]
-            # every distinct convolution weighted by its calls per forecast
-            total = sum(peak_flops[name][0] / PEAK_CALLS * peak_flops[name][1] for name in names)
-            seconds = sum(median[name] / PEAK_CALLS * peak_flops[name][1] for name in names)
-            rates[layout] = total / seconds / 1e9
+        rates = layout_rates(median, peak_flops, f"peak {precision} ")
         peaks[precision] = max(rates.values())
         peak_lines.append(
             f"{spec.label:20s} {precision}: {peaks[precision]:7.1f} GFLOP/s  (model's layout "
