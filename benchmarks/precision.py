@@ -507,10 +507,10 @@ def bench(
         warm.append(make(frames[:WARM_CLIPS]))
     peak_flops: dict[str, tuple[int, int]] = {}  # variant -> (FLOPs of one timing, calls per forecast)
     for precision in precisions:
-        calls, flops_of = peak_variants(convs[precision], f"peak {precision} ")
-        variants.update(calls)
+        timed, flops_of = peak_variants(convs[precision], f"peak {precision} ")
+        variants.update(timed)
         peak_flops.update(flops_of)
-        warm.extend(calls.values())
+        warm.extend(timed.values())
     with _timed(f"warm-up, models on {WARM_CLIPS} clips"):
         for fn in warm:
             fn()
